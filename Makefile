@@ -1,0 +1,46 @@
+# a3cs — set-up and entry points. `make run` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# The CPU build of torch lies on this machine's disk; never let pip pull a CUDA build.
+WHEELS := $(wildcard /opt/wheels)
+FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),--index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple)
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv install run test test-long bench clean help
+
+help:
+	@echo "make run        create .venv, install, run the default co-search example"
+	@echo "make test       create .venv, install, run the test suite (~20 min on 2 cores)"
+	@echo "make test-long  also run the slow tests (marked 'slow')"
+	@echo "make bench      run the benchmarks in benchmarks/"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): setup.cfg pyproject.toml | $(PY)
+	$(PIP) install -q --upgrade "pip>=23" "setuptools>=61,<81" wheel
+	$(PIP) install -q $(FIND_LINKS) torch==2.13.0
+	$(PIP) install -q $(FIND_LINKS) -e ".[dev]"
+	touch $(STAMP)
+
+venv install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/a3cs run-example
+
+test: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -m "not slow" -q $(PYTEST_ARGS)
+
+test-long: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/model_parity.py
+	$(PY) benchmarks/mapper_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

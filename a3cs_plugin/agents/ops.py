@@ -1,0 +1,95 @@
+"""Candidate operations of the agent search space.
+
+Nine ops per cell, all mapping ``(N, c_in, H, W)`` to ``(N, c_out, ceil(H/stride), ceil(W/stride))``:
+
+* ``k{3,5}_e{1,3,6}`` — inverted-residual (MBConv) block: 1x1 expansion to ``e * c_in`` channels
+  (omitted for ``e = 1``), ReLU, depthwise ``k x k`` conv with the cell's stride, ReLU, 1x1 projection
+  to ``c_out``.  A residual connection is added when ``stride == 1`` and ``c_in == c_out``.
+* ``k{3,5}_e1_g2`` — the expansion-1 block with its 1x1 projection split into 2 groups, followed by
+  a channel shuffle (ShuffleNet-style) so information crosses the groups.
+* ``skip`` — identity, or a 1x1 projection conv (stride = cell stride) where the shape changes.
+
+No normalisation layers: batch statistics are a poor fit for on-policy RL rollouts, and the ops then
+map one-to-one onto Timeloop conv problems.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..errors import ConfigError
+
+OP_NAMES: tuple[str, ...] = ("k3_e1", "k3_e3", "k3_e6", "k5_e1", "k5_e3", "k5_e6", "k3_e1_g2", "k5_e1_g2", "skip")
+
+
+def parse_op(name: str) -> tuple[int, int, int]:
+    """``"k5_e3"`` -> (kernel 5, expansion 3, groups 1); ``"k3_e1_g2"`` -> (3, 1, 2).  ``skip`` -> (0, 0, 0)."""
+    if name not in OP_NAMES:
+        raise ConfigError(f"unknown op {name!r}", expected="one of " + ", ".join(OP_NAMES))
+    if name == "skip":
+        return 0, 0, 0
+    parts = name.split("_")
+    k, e = int(parts[0][1:]), int(parts[1][1:])
+    g = int(parts[2][1:]) if len(parts) > 2 else 1
+    return k, e, g
+
+
+class ChannelShuffle(nn.Module):
+    """Interleave the channels of ``groups`` groups: (N, g*c, H, W) -> view (N, g, c) -> transpose."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = int(groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = self.groups
+        return x.view(n, g, c // g, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+class MBConv(nn.Module):
+    """Inverted-residual block (see the module docstring)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, expansion: int, stride: int = 1, groups: int = 1):
+        super().__init__()
+        if groups > 1 and (c_in % groups or c_out % groups):
+            raise ConfigError(f"grouped op needs channels divisible by {groups}",
+                              expected=f"c_in, c_out multiples of {groups}", got=(c_in, c_out))
+        hidden = c_in * expansion
+        layers: list[nn.Module] = []
+        if expansion != 1:
+            layers += [nn.Conv2d(c_in, hidden, 1, bias=False), nn.ReLU(inplace=True)]
+        layers += [nn.Conv2d(hidden, hidden, kernel, stride=stride, padding=kernel // 2, groups=hidden, bias=False),
+                   nn.ReLU(inplace=True),
+                   nn.Conv2d(hidden, c_out, 1, groups=groups, bias=True)]
+        if groups > 1:
+            layers.append(ChannelShuffle(groups))
+        self.body = nn.Sequential(*layers)
+        self.residual = stride == 1 and c_in == c_out
+        self.kernel, self.expansion, self.stride, self.groups = kernel, expansion, stride, groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+class Skip(nn.Module):
+    """Identity, or a 1x1 (strided) projection when the shape changes."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.proj = None if (stride == 1 and c_in == c_out) else nn.Conv2d(c_in, c_out, 1, stride=stride, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.proj is None else self.proj(x)
+
+
+def make_op(name: str, c_in: int, c_out: int, stride: int = 1) -> nn.Module:
+    """Build candidate op ``name`` for a cell with ``c_in -> c_out`` channels and the given stride."""
+    k, e, g = parse_op(name)
+    if name == "skip":
+        return Skip(c_in, c_out, stride)
+    return MBConv(c_in, c_out, kernel=k, expansion=e, stride=stride, groups=g)

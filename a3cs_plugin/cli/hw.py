@@ -1,0 +1,86 @@
+"""``a3cs hw model`` and ``a3cs hw map``: Timeloop-compatible evaluation and mapping search."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from a3cs_plugin.errors import ConfigError
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("specs", nargs="+", metavar="SPEC.yaml",
+                   help="Timeloop spec files (architecture, components, problem, ...), merged by key")
+    p.add_argument("--ert", metavar="ERT.yaml", help="Accelergy energy reference table")
+    p.add_argument("--art", metavar="ART.yaml", help="Accelergy area reference table")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def register(subparsers) -> None:
+    hw = subparsers.add_parser("hw", help="accelerator model and mapper (Timeloop-compatible)")
+    sub = hw.add_subparsers(dest="hw_command", metavar="HW_COMMAND", parser_class=type(hw))
+    pm = sub.add_parser("model", help="evaluate a fixed mapping (like timeloop-model)")
+    _add_common(pm)
+    pm.add_argument("--mapping", metavar="MAP.yaml", help="mapping file (else the spec's 'mapping')")
+    pm.set_defaults(func=cmd_model)
+    pp = sub.add_parser("map", help="search a mapping (like timeloop-mapper)")
+    _add_common(pp)
+    pp.add_argument("--metric", default="edp", choices=("edp", "energy", "delay"))
+    pp.add_argument("--time-limit", type=float, default=30.0, metavar="SEC")
+    pp.add_argument("--seed", type=int, default=0)
+    pp.set_defaults(func=cmd_map)
+    hw.set_defaults(func=lambda args: (hw.print_help(), 2)[1])
+
+
+def _load(args, extra=()):
+    from a3cs_plugin.hardware.spec import load_spec
+    return load_spec(list(args.specs) + list(extra), ert=args.ert, art=args.art)
+
+
+def _table(d: dict) -> str:
+    lines = [f"{'cycles':<16}{d['cycles']}", f"{'computes':<16}{d['computes']}",
+             f"{'energy (pJ)':<16}{d['energy_pJ']:.4f}",
+             f"{'area (um^2)':<16}{'-' if d['area_um2'] is None else format(d['area_um2'], '.2f')}",
+             f"{'energy source':<16}{d['energy_source']}", "", f"{'level':<24}{'energy (pJ)':>18}{'fJ/compute':>14}"]
+    for name, e in d["levels_pJ"].items():
+        per = 1000.0 * e / d["computes"] if d["computes"] else 0.0
+        lines.append(f"{name:<24}{e:>18.4f}{per:>14.2f}")
+    if "search_seconds" in d:
+        lines.append(f"\nsearch took {d['search_seconds']:.2f} s")
+    return "\n".join(lines)
+
+
+def cmd_model(args) -> int:
+    from a3cs_plugin.hardware.model import evaluate
+    spec = _load(args, [args.mapping] if args.mapping else [])
+    if spec.mapping is None:
+        raise ConfigError("no mapping: pass --mapping MAP.yaml or include a 'mapping' section",
+                          key="--mapping", expected="a Timeloop mapping file")
+    res = evaluate(spec)
+    d = res.summary()
+    sys.stdout.write((json.dumps(d) if args.json else _table(d)) + "\n")
+    return 0
+
+
+def cmd_map(args) -> int:
+    if args.time_limit <= 0:
+        raise ConfigError("time limit must be positive", key="--time-limit", expected="seconds > 0",
+                          got=args.time_limit)
+    spec = _load(args)
+    try:
+        from a3cs_plugin.hardware import mapper
+        search = mapper.search
+    except (ImportError, AttributeError):
+        raise ConfigError("the mapper is not available in this installation",
+                          key="a3cs_plugin.hardware.mapper.search", expected="a built mapper") from None
+    out = search(spec, metric=args.metric, time_limit=args.time_limit, seed=args.seed)
+    from a3cs_plugin.hardware.spec.mapping import dump_mapping
+    d = out.result.summary()
+    d["mapping"] = dump_mapping(spec, out.mapping)
+    d["search_seconds"] = float(out.search_seconds)
+    if args.json:
+        sys.stdout.write(json.dumps(d) + "\n")
+    else:
+        from a3cs_plugin.hardware.spec import to_yaml
+        sys.stdout.write(_table(d) + "\n\nmapping:\n" + to_yaml({"mapping": d["mapping"]}))
+    return 0

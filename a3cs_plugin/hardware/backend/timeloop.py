@@ -1,0 +1,250 @@
+"""Optional backend: run the real Timeloop when it is installed, and read its ``*.stats.txt``.
+
+``parse_stats`` works everywhere (it only reads text). ``run_timeloop`` needs the
+``timeloop-model`` / ``timeloop-mapper`` executables on PATH (or an importable ``pytimeloop``
+whose front end provides ``call_model`` / ``call_mapper``); otherwise it raises
+:class:`A3CSError` saying so.
+
+Energies from the summary follow the reference ``cases.yaml`` convention: a level's energy is
+its ``fJ/Compute`` line x ``Computes`` / 1000 (pJ), total energy the ``Total`` line likewise.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from a3cs_plugin.errors import A3CSError
+
+_NUM = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_LEVEL = re.compile(r"^Level (\d+)\s*$")
+_NAME = re.compile(r"^=== (.+) ===\s*$")
+_KV = re.compile(r"^(\s*)([^:=]+?)\s*:\s*(.*?)\s*$")
+_DATASPACE = re.compile(r"^(\s+)([A-Za-z_][\w ]*):\s*$")
+
+
+def _key(text: str) -> str:
+    """'Scalar reads (per-instance)' -> 'scalar_reads_per_instance'."""
+    return re.sub(r"[^0-9a-z]+", "_", text.strip().lower()).strip("_")
+
+
+def _value(text: str) -> Any:
+    """Number (units like pJ, um^2, %, words/cycle dropped; % -> fraction) or the raw string."""
+    t = text.strip()
+    m = _NUM.match(t)
+    if not m:
+        return t
+    num = m.group(0)
+    rest = t[len(num):].strip()
+    if rest.startswith("("):  # "1 (1*1)" instance counts
+        rest = ""
+    v = float(num) if any(c in num for c in ".eE") else int(num)
+    if rest.startswith("%"):
+        return float(v) / 100.0
+    return v
+
+
+def _dataspace_summary(d: dict) -> dict:
+    """Short names for the per-dataspace fields most users want."""
+    alias = {
+        "reads": "scalar_reads_per_instance", "fills": "scalar_fills_per_instance",
+        "updates": "scalar_updates_per_instance",
+        "energy_per_access_pJ": "energy_per_scalar_access",
+        "energy_per_instance_pJ": "energy_per_instance", "energy_pJ": "energy_total",
+        "utilized_capacity": "utilized_capacity", "partition_size": "partition_size",
+        "utilized_instances": "utilized_instances_max",
+    }
+    out = {k: d[v] for k, v in alias.items() if v in d}
+    if isinstance(d.get("utilized_capacity"), (int, float)) and d.get("partition_size"):
+        out["utilization"] = d["utilized_capacity"] / d["partition_size"]
+    return out
+
+
+def parse_stats(source: str | os.PathLike) -> dict:
+    """Parse Timeloop's ``*.stats.txt`` (path or text).
+
+    Returns ``cycles``, ``computes`` (ints), ``energy_pJ`` (total), ``levels_pJ`` (level name ->
+    pJ, compute level included, in the order printed), ``fJ_per_compute`` (as printed),
+    ``utilization`` (fraction), ``summary`` (every ``key: value`` of Summary Stats) and ``levels``:
+    level name -> ``{"index", "specs", "stats", "dataspaces"}``, where ``stats`` holds the level's
+    own lines (cycles, bandwidth throttling; for the compute level computes, energy, ...) and
+    ``dataspaces`` maps Weights/Inputs/Outputs to all their fields in snake_case plus the short
+    aliases ``reads``, ``fills``, ``updates``, ``energy_per_access_pJ``, ``energy_pJ``,
+    ``utilization`` (utilized capacity / partition size).
+    """
+    text = str(source)
+    where = "<text>"
+    if "\n" not in text and Path(text).is_file():
+        where = text
+        text = Path(text).read_text()
+    lines = text.splitlines()
+    levels: dict[str, dict] = {}
+    cur = None
+    section = None
+    ds = None
+    summary: dict[str, Any] = {}
+    fj: dict[str, float] = {}
+    computes = None
+    mode = "levels"
+    for line in lines:
+        s = line.strip()
+        if s in ("Networks", "Operational Intensity Stats"):
+            mode, cur = "other", None
+            continue
+        if s == "Summary Stats":
+            mode, cur = "summary", None
+            continue
+        if mode == "levels":
+            m = _LEVEL.match(s)
+            if m:
+                cur, section, ds = {"index": int(m.group(1)), "specs": {}, "stats": {},
+                                    "dataspaces": {}}, None, None
+                continue
+            m = _NAME.match(s)
+            if m and cur is not None and "name" not in cur:
+                cur["name"] = m.group(1).strip()
+                levels[cur["name"]] = cur
+                continue
+            if cur is None or not s or set(s) <= {"-"}:
+                continue
+            if s in ("SPECS", "STATS", "MAPPING"):
+                section, ds = s, None
+                continue
+            if section == "MAPPING":
+                continue
+            m = _DATASPACE.match(line)
+            if m and section == "STATS":
+                ds = m.group(2).strip()
+                cur["dataspaces"][ds] = {}
+                continue
+            m = _KV.match(line)
+            if m:
+                k, v = _key(m.group(2)), _value(m.group(3))
+                if section == "SPECS":
+                    cur["specs"][k] = v
+                elif ds is not None and len(m.group(1)) > 4:
+                    cur["dataspaces"][ds][k] = v
+                else:
+                    ds = None
+                    cur["stats"][k] = v
+        elif mode == "summary":
+            if s.startswith("Computes"):
+                computes = int(_value(s.split("=", 1)[1]))
+                continue
+            if s == "fJ/Compute":
+                mode = "fj"
+                continue
+            m = _KV.match(line)
+            if m and ":" in line:
+                summary[_key(m.group(2))] = _value(m.group(3))
+        elif mode == "fj":
+            if "=" in s:
+                name, val = s.rsplit("=", 1)
+                fj[name.strip()] = float(val)
+    if computes is None or "cycles" not in summary or "Total" not in fj:
+        raise A3CSError("not a complete Timeloop stats file", file=where,
+                        expected="'Summary Stats' with Cycles, 'Computes = N' and fJ/Compute Total")
+    for lv in levels.values():
+        for d in lv["dataspaces"].values():
+            d.update(_dataspace_summary(d))
+    levels_pJ = {n: v * computes / 1000.0 for n, v in fj.items() if n != "Total"}
+    return {
+        "cycles": int(summary["cycles"]),
+        "computes": computes,
+        "energy_pJ": fj["Total"] * computes / 1000.0,
+        "levels_pJ": levels_pJ,
+        "fJ_per_compute": fj,
+        "utilization": summary.get("utilization"),
+        "summary": summary,
+        "levels": levels,
+    }
+
+
+# ----------------------------------------------------------------------------- running Timeloop
+_BIN = {"model": "timeloop-model", "mapper": "timeloop-mapper"}
+
+
+def _pytimeloop_frontend():
+    if importlib.util.find_spec("pytimeloop") is None:
+        return None
+    try:
+        from pytimeloop.timeloopfe import v4 as tl  # type: ignore
+    except Exception:  # noqa: BLE001 - any import failure means "not usable"
+        return None
+    return tl if hasattr(tl, "call_model") and hasattr(tl, "call_mapper") else None
+
+
+def available(mode: str = "model") -> bool:
+    """True when ``run_timeloop(..., mode)`` can run (binary on PATH or pytimeloop front end)."""
+    if mode not in _BIN:
+        raise A3CSError("unknown Timeloop mode", key="mode", expected="'model' or 'mapper'", got=mode)
+    return shutil.which(_BIN[mode]) is not None or _pytimeloop_frontend() is not None
+
+
+def _write_inputs(spec_files: Iterable[Any], workdir: Path) -> list[Path]:
+    paths = []
+    for i, item in enumerate(spec_files):
+        if isinstance(item, Mapping):
+            p = workdir / f"a3cs_input_{i}.yaml"
+            with open(p, "w") as f:
+                yaml.safe_dump(dict(item), f, sort_keys=False)
+            paths.append(p)
+        else:
+            p = Path(item)
+            if not p.is_file():
+                raise A3CSError("Timeloop input file not found", file=str(p))
+            paths.append(p.resolve())
+    if not paths:
+        raise A3CSError("no Timeloop input given", key="spec_files", expected="YAML files or dicts")
+    return paths
+
+
+def run_timeloop(spec_files: Iterable[Any], mode: str = "model", workdir: str | os.PathLike = ".",
+                 timeout: float | None = None) -> dict:
+    """Run ``timeloop-model`` or ``timeloop-mapper`` on the inputs and parse its stats.
+
+    ``spec_files``: YAML paths and/or dicts (written to ``workdir``); outputs go to ``workdir``.
+    Returns :func:`parse_stats`'s dict plus ``stats_file``. Raises :class:`A3CSError` when
+    Timeloop is not installed, exits non-zero, or writes no stats file.
+    """
+    if mode not in _BIN:
+        raise A3CSError("unknown Timeloop mode", key="mode", expected="'model' or 'mapper'", got=mode)
+    binary = shutil.which(_BIN[mode])
+    tl = None if binary else _pytimeloop_frontend()
+    if binary is None and tl is None:
+        raise A3CSError(f"Timeloop backend unavailable: {_BIN[mode]} not on PATH and pytimeloop "
+                        "not importable; install Timeloop/Accelergy or use a3cs's built-in model")
+    wd = Path(workdir).resolve()
+    wd.mkdir(parents=True, exist_ok=True)
+    inputs = _write_inputs(spec_files, wd)
+    if binary is not None:
+        cmd = [binary, *map(str, inputs), "-o", str(wd)]
+        try:
+            proc = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise A3CSError(f"{_BIN[mode]} did not finish within {timeout} s", file=str(wd)) from None
+        log = (proc.stdout or "") + (proc.stderr or "")
+        (wd / f"a3cs_{_BIN[mode]}.log").write_text(log)
+        if proc.returncode != 0:
+            last = log.strip().splitlines()[-1] if log.strip() else "no output"
+            raise A3CSError(f"{_BIN[mode]} exited with {proc.returncode}: {last}",
+                            file=str(wd / f"a3cs_{_BIN[mode]}.log"))
+    else:
+        try:
+            spec = tl.Specification.from_yaml_files(*[str(p) for p in inputs])
+            (tl.call_model if mode == "model" else tl.call_mapper)(spec, output_dir=str(wd))
+        except Exception as e:  # noqa: BLE001 - surface pytimeloop failures as one line
+            raise A3CSError(f"pytimeloop {mode} failed: {type(e).__name__}: {e}", file=str(wd)) from None
+    stats = sorted(wd.glob(f"{_BIN[mode]}.stats.txt")) or sorted(wd.glob("*.stats.txt"))
+    if not stats:
+        raise A3CSError(f"{_BIN[mode]} wrote no stats file", file=str(wd),
+                        expected=f"{_BIN[mode]}.stats.txt")
+    out = parse_stats(stats[0])
+    out["stats_file"] = str(stats[0])
+    return out

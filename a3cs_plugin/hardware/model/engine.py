@@ -1,0 +1,574 @@
+"""The one implementation of the dense, uniform-shape Timeloop model, vectorised over mappings.
+
+Semantics (Timeloop's, for dense tensors and perfectly factorised loop nests):
+
+* Loop nest: storage level ``l`` owns its temporal loops (outer) and its spatial loops (inner, they
+  distribute level ``l``'s tile over the instances of level ``l-1``).  The tile of level ``l`` is the
+  data-space footprint of all loops at levels ``<= l``; footprints are exact for affine projections
+  (e.g. ``W = Wstride*P + Wdilation*R`` gives ``Wstride*(P-1) + Wdilation*(R-1) + 1`` -- halos).
+* Arrivals into a level (per instance): temporal loops above the level that do not index the data
+  space and sit directly above it keep the tile stationary; every iteration of the first loop that
+  does index it brings a new tile -- only the new part (halo overlap kept) when that loop is the
+  innermost non-trivial loop above the level, the whole tile otherwise (what Timeloop reports) --
+  and every loop outside it repeats that.  The compute unit has no reuse: one operand access per
+  compute.
+* The parent of a level supplies those arrivals; identical data needed by several children (spatial
+  loops that do not index the data space) is read once (multicast); outputs from such children are
+  reduced spatially before they reach the parent.
+* Read-write data spaces (outputs): the first arrival of every output needs no read from the parent
+  (first-read elision), so fills = arrivals - distinct outputs; updates come from the child level
+  (or one per compute); reads at a level = what its child needs (fills of the child, or for the
+  innermost level the partial sums the compute unit reads back).
+* Energy: per data space and level, ``ceil(accesses / block_size) * action energy`` for reads,
+  fills (``write``) and updates (``update``), times utilised instances (utilised clusters when
+  ``cluster_size > 1``); leakage = ``leak`` x cycles x utilised instances (at least one);
+  compute = computes x ``compute``/``mac`` energy.  ERT actions with several argument variants
+  are charged their largest energy, as Timeloop does.  Network, address-generation and
+  temporal-reduction energies are zero (as in Timeloop with Accelergy tables that lack them).
+* Cycles: product of temporal loop bounds, stretched by any level whose read / write / shared
+  bandwidth (words per cycle per instance) is below the demand.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from a3cs_plugin.errors import A3CSError, MappingError, SpecError
+
+from .batch import MappingBatch
+
+# ERT action priority lists (Timeloop's mapping from its operation types to Accelergy actions)
+READ_ACTIONS = ("random_read", "read")
+FILL_ACTIONS = ("random_fill", "random_write", "fill", "write")
+UPDATE_ACTIONS = ("random_update", "random_write", "update", "write")
+COMPUTE_ACTIONS = ("mac_random", "mult_random", "mac", "mult", "compute")
+
+
+@dataclass
+class ResolvedMapping:
+    """Per-level lists, levels innermost first (see :mod:`batch` for the conventions)."""
+
+    temporal: list
+    spatial_x: list
+    spatial_y: list
+    perm: list
+    keep: list
+
+
+# ----------------------------------------------------------------------------------------------
+# mapping <-> batch
+# ----------------------------------------------------------------------------------------------
+def resolve_mapping(spec, mapping) -> ResolvedMapping:
+    """Fill defaults (factor 1, permutation padding, keep-all / dummy bypass) and split X/Y."""
+    if mapping is None:
+        raise MappingError("no mapping given", file=spec.source, key="mapping",
+                           expected="a mapping section or --mapping file")
+    arch, prob = spec.arch, spec.problem
+    dims, dsn = prob.dimensions, prob.ds_names
+    D, L = len(dims), len(arch.levels)
+    file = mapping.source
+    temporal = [[1] * D for _ in range(L)]
+    sx = [[1] * D for _ in range(L)]
+    sy = [[1] * D for _ in range(L)]
+    perm = [list(range(D)) for _ in range(L)]
+    keep = [[not arch.levels[l].is_dummy] * len(dsn) for l in range(L)]
+    specified = [False] * D
+    for li, lv in enumerate(arch.levels):
+        lm = mapping.levels.get(lv.name)
+        if lm is None:
+            continue
+        if lm.temporal is not None:
+            for d, f in lm.temporal.items():
+                temporal[li][dims.index(d)] = int(f)
+                specified[dims.index(d)] = True
+        if lm.temporal_perm:
+            order = [dims.index(d) for d in lm.temporal_perm]
+            order += [k for k in range(D) if k not in order]
+            perm[li] = order
+        if lm.spatial is not None:
+            sperm = [dims.index(d) for d in (lm.spatial_perm or [])]
+            sperm += [k for k in range(D) if k not in sperm]
+            split = lm.split
+            facs = {dims.index(d): int(f) for d, f in lm.spatial.items()}
+            for d in facs:
+                specified[d] = True
+            if split is None:
+                total = int(np.prod(list(facs.values()) or [1]))
+                split = D if (total <= lv.fanout_x or lv.fanout_y == 1) else 0
+            for pos, k in enumerate(sperm):
+                f = facs.get(k, 1)
+                if pos < split:
+                    sx[li][k] = f
+                else:
+                    sy[li][k] = f
+        if lm.keep is not None or lm.bypass is not None:
+            # unspecified data spaces keep Timeloop's default: kept (dummy levels: bypassed)
+            base = list(keep[li])
+            for s, name in enumerate(dsn):
+                if lm.keep is not None and name in lm.keep:
+                    base[s] = True
+                if lm.bypass is not None and name in lm.bypass:
+                    base[s] = False
+            keep[li] = base
+    # a dimension never mentioned anywhere: the whole size goes to the outermost temporal level
+    for k, d in enumerate(dims):
+        if not specified[k]:
+            temporal[L - 1][k] = int(prob.instance[d])
+    return ResolvedMapping(temporal, sx, sy, perm, keep)
+
+
+def batch_from_mapping(spec, mapping=None) -> MappingBatch:
+    r = resolve_mapping(spec, spec.mapping if mapping is None else mapping)
+    return MappingBatch(temporal=np.array([r.temporal]), spatial_x=np.array([r.spatial_x]),
+                        spatial_y=np.array([r.spatial_y]), perm=np.array([r.perm]),
+                        keep=np.array([r.keep], dtype=bool))
+
+
+def mapping_from_batch(spec, batch: MappingBatch, i: int):
+    from a3cs_plugin.hardware.spec.mapping import LevelMapping, Mapping
+    dims, dsn = spec.problem.dimensions, spec.problem.ds_names
+    m = Mapping(source="<batch>")
+    for li, lv in enumerate(spec.arch.levels):
+        t = batch.temporal[i, li]
+        x, y = batch.spatial_x[i, li], batch.spatial_y[i, li]
+        lm = LevelMapping(temporal={d: int(t[k]) for k, d in enumerate(dims)},
+                          temporal_perm=[dims[int(k)] for k in batch.perm[i, li]])
+        if lv.fanout_x * lv.fanout_y > 1 or (x * y > 1).any():
+            xs = [k for k in range(len(dims)) if x[k] > 1]
+            ys = [k for k in range(len(dims)) if y[k] > 1 and k not in xs]
+            rest = [k for k in range(len(dims)) if k not in xs and k not in ys]
+            lm.spatial = {d: int(x[k] * y[k]) for k, d in enumerate(dims)}
+            lm.spatial_perm = [dims[k] for k in xs + rest + ys]
+            lm.split = len(xs) + len(rest)
+        lm.keep = {dsn[s] for s in range(len(dsn)) if batch.keep[i, li, s]}
+        lm.bypass = {dsn[s] for s in range(len(dsn)) if not batch.keep[i, li, s]}
+        m.levels[lv.name] = lm
+    return m
+
+
+# ----------------------------------------------------------------------------------------------
+# static per-spec tables
+# ----------------------------------------------------------------------------------------------
+def _first(acts: dict, names) -> float | None:
+    for n in names:
+        if n in acts:
+            return float(acts[n])
+    return None
+
+
+class _Tables:
+    """Everything about ``spec`` the vectorised model needs, computed once per spec."""
+
+    def __init__(self, spec):
+        arch, prob = spec.arch, spec.problem
+        self.L, self.D, self.S = len(arch.levels), len(prob.dimensions), len(prob.data_spaces)
+        self.sizes = np.array(prob.sizes, dtype=np.int64)
+        self.rel = np.array([[ds.relevant(d) for d in range(self.D)] for ds in prob.data_spaces])
+        self.rw = np.array([ds.read_write for ds in prob.data_spaces])
+        self.proj = [ds.projection for ds in prob.data_spaces]
+        lv = arch.levels
+        self.block = np.array([l.block_size for l in lv], dtype=np.float64)
+        self.cap = np.array([np.inf if l.effective_size is None else l.effective_size for l in lv])
+        self.fan_x = np.array([l.fanout_x for l in lv], dtype=np.int64)
+        self.fan_y = np.array([l.fanout_y for l in lv], dtype=np.int64)
+        self.rbw = np.array([np.nan if l.read_bandwidth is None else l.read_bandwidth for l in lv])
+        self.wbw = np.array([np.nan if l.write_bandwidth is None else l.write_bandwidth for l in lv])
+        self.sbw = np.array([np.nan if l.shared_bandwidth is None else l.shared_bandwidth for l in lv])
+        self.n_macs = arch.compute.instances
+        self.n_clusters = np.array([max(1, l.instances // l.cluster_size) for l in lv], dtype=np.float64)
+        self.energy_source, self.e_read, self.e_fill, self.e_update, self.e_leak, self.e_compute, \
+            self.e_compute_leak, self.area = _energy_tables(spec)
+
+
+def _energy_tables(spec):
+    arch = spec.arch
+    table = spec.ert
+    source = f"ert:{table.source}" if table is not None and table.energy else None
+    energy = dict(table.energy) if table is not None and table.energy else None
+    area = dict(table.area) if table is not None and table.area else None
+    if energy is None or area is None:
+        missing = [lv for lv in arch.all_levels() if not lv.is_dummy
+                   and (energy is None or lv.name not in energy)]
+        if energy is None or missing:
+            try:
+                from a3cs_plugin.hardware.energy import builtin_ert  # lazy: other engineer's module
+            except ImportError:
+                builtin_ert = None
+            if builtin_ert is None:
+                if energy is None:
+                    raise SpecError("no energy table: give an ERT (--ert) or install the built-in tables",
+                                    file=spec.source, key="ERT", expected="an Accelergy *.ERT.yaml")
+            else:
+                try:
+                    b = builtin_ert(spec)
+                except A3CSError as exc:
+                    if energy is None:
+                        raise
+                    raise SpecError(f"no energy entry for level '{missing[0].name}' in the ERT and no "
+                                    f"built-in table ({exc.message})", file=table.source,
+                                    key=f"ERT.{missing[0].name}",
+                                    expected="an ERT table named after every level") from None
+                benergy, barea, bname = _coerce_builtin(b)
+                if energy is None:
+                    energy, source = benergy, f"builtin:{bname}"
+                else:
+                    filled = [lv.name for lv in missing if lv.name in benergy]
+                    for name in filled:
+                        energy[name] = benergy[name]
+                    if filled:
+                        source += f"+builtin:{bname}({','.join(filled)})"
+                if area is None:
+                    area = barea
+    L = len(arch.levels)
+    e_read, e_fill, e_update, e_leak = (np.zeros(L) for _ in range(4))
+    for i, lv in enumerate(arch.levels):
+        acts = energy.get(lv.name)
+        if acts is None:
+            if lv.is_dummy:
+                continue
+            raise SpecError(f"no energy entry for level '{lv.name}'", file=spec.ert.source if spec.ert else spec.source,
+                            key=f"ERT.{lv.name}", expected="an ERT table named after every level")
+        # Timeloop's fallback for a missing read/fill/update action: the largest action energy
+        vmax = max(list(acts.values()) or [0.0]) / max(1, lv.cluster_size)
+        e_read[i] = _first(acts, READ_ACTIONS) if _first(acts, READ_ACTIONS) is not None else vmax
+        e_fill[i] = _first(acts, FILL_ACTIONS) if _first(acts, FILL_ACTIONS) is not None else vmax
+        e_update[i] = _first(acts, UPDATE_ACTIONS) if _first(acts, UPDATE_ACTIONS) is not None else vmax
+        e_leak[i] = acts.get("leak", 0.0)
+    cacts = energy.get(arch.compute.name)
+    if cacts is None:
+        raise SpecError(f"no energy entry for compute '{arch.compute.name}'", file=spec.source,
+                        key=f"ERT.{arch.compute.name}", expected="a compute/mac action")
+    e_compute = _first(cacts, COMPUTE_ACTIONS) or 0.0
+    e_compute_leak = cacts.get("leak", 0.0)
+    area_total = None
+    if area:
+        try:
+            area_total = sum(area[lv.name] * lv.instances for lv in arch.all_levels() if not lv.is_dummy)
+        except KeyError:
+            area_total = None
+    return source, e_read, e_fill, e_update, e_leak, e_compute, e_compute_leak, area_total
+
+
+def _builtin_table_name() -> str:
+    try:
+        from a3cs_plugin.hardware.energy import builtin
+        return Path(builtin.TABLES_PATH).name
+    except (ImportError, AttributeError):
+        return "builtin"
+
+
+def _coerce_builtin(b):
+    """Accept what ``builtin_ert`` returns: an EnergyTable, (ert, art[, name]) or ERT/ART dicts."""
+    from a3cs_plugin.hardware.spec.energy import EnergyTable, parse_art, parse_ert
+    if isinstance(b, EnergyTable):
+        return b.energy, b.area, b.source or "builtin"
+    if isinstance(b, tuple):
+        ert = b[0]
+        art = b[1] if len(b) > 1 else None
+        name = b[2] if len(b) > 2 else _builtin_table_name()
+        e = ert.energy if isinstance(ert, EnergyTable) else parse_ert(ert, "builtin")
+        a = (art.area if isinstance(art, EnergyTable) else parse_art(art, "builtin")) if art else {}
+        return e, a, name
+    if isinstance(b, dict):
+        e = parse_ert(b, "builtin") if "ERT" in b or "tables" in b else b.get("energy", {})
+        a = parse_art(b, "builtin") if "ART" in b else b.get("area", {})
+        return e, a, str(b.get("name", b.get("source", "builtin")))
+    raise SpecError("built-in energy tables returned an unknown type", key="ERT")
+
+
+_CACHE: dict = {}
+
+
+def _fingerprint(spec) -> str:
+    """Cheap identity of everything the tables depend on (so in-place edits are picked up)."""
+    ert = spec.ert
+    return repr((spec.arch.levels, spec.arch.compute, spec.problem.instance,
+                 None if ert is None else (id(ert.energy), len(ert.energy), id(ert.area), len(ert.area))))
+
+
+def tables_for(spec) -> _Tables:
+    """Per-spec constant tables, cached by spec identity + content fingerprint."""
+    key = id(spec)
+    fp = _fingerprint(spec)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is spec and hit[1] == fp:
+        return hit[2]
+    t = _Tables(spec)
+    if len(_CACHE) > 64:
+        _CACHE.clear()
+    _CACHE[key] = (spec, fp, t)
+    return t
+
+
+# ----------------------------------------------------------------------------------------------
+# vectorised model
+# ----------------------------------------------------------------------------------------------
+def _footprint(ext, proj):
+    """Footprint (number of points) of a data space with projection ``proj``.
+
+    ``ext`` is indexable by dimension (``ext[d]`` -> array over the batch).
+    """
+    out = None
+    for rank in proj:
+        e = None
+        for coef, d in rank:
+            term = coef * (ext[d] - 1.0)
+            e = term if e is None else e + term
+        e = e + 1.0
+        out = e if out is None else out * e
+    return out
+
+
+def _sliding_footprint(ext, proj, dim, bound, stride):
+    """Footprint of the union of ``bound`` tiles shifted by ``stride`` along dimension ``dim``."""
+    out = None
+    for rank in proj:
+        e = None
+        shift = None
+        for coef, d in rank:
+            term = coef * (ext[d] - 1.0)
+            e = term if e is None else e + term
+            sh = np.where(dim == d, coef * stride, 0.0)
+            shift = sh if shift is None else shift + sh
+        e = e + 1.0
+        union = np.where(shift >= e, bound * e, e + (bound - 1.0) * shift)
+        r = np.where(shift > 0, union, e)
+        out = r if out is None else out * r
+    return out
+
+
+def _gather(arr2d, idx, cols):
+    """``arr2d[idx[b], b]`` for a C-contiguous [K, B] array."""
+    return arr2d.ravel()[idx * arr2d.shape[1] + cols]
+
+
+def evaluate_arrays(spec, batch: MappingBatch) -> dict:
+    """Full per-level / per-data-space statistics for every mapping (arrays over the batch).
+
+    Internally arrays are laid out ``[level, dim, batch]`` so that every per-level vector is
+    contiguous; outputs are batch-major (``[B, ...]``).
+    """
+    T = tables_for(spec)
+    L, D, S = T.L, T.D, T.S
+    if batch.temporal.shape[1:] != (L, D) or batch.keep.shape[1:] != (L, S):
+        raise MappingError("batch shape does not match the spec", key="MappingBatch",
+                           expected=f"[B, {L}, {D}] factors and [B, {L}, {S}] keep",
+                           got=tuple(batch.temporal.shape))
+    B = batch.temporal.shape[0]
+    LD = L * D
+    tf = np.ascontiguousarray(batch.temporal.transpose(1, 2, 0), dtype=np.float64)       # [L, D, B]
+    spx = np.ascontiguousarray(batch.spatial_x.transpose(1, 2, 0))
+    spy = np.ascontiguousarray(batch.spatial_y.transpose(1, 2, 0))
+    sxy = (spx * spy).astype(np.float64)
+    perm = np.ascontiguousarray(batch.perm.transpose(1, 2, 0))                           # [L, D, B]
+    keep = np.ascontiguousarray(batch.keep.transpose(1, 2, 0))                           # [L, S, B]
+    cols = np.arange(B)
+
+    all_f = tf * sxy
+    tile_ext = np.cumprod(all_f, axis=0)               # [L, D, B] box of levels <= l
+    cum_sp = np.cumprod(sxy, axis=0)                   # [L, D, B]
+    tot_t = np.prod(tf, axis=0)                        # [D, B]
+    cycles_c = np.prod(tot_t, axis=0)                  # compute cycles (temporal iterations)
+    computes = np.prod(tile_ext[-1], axis=0)
+    sp_lvl = np.prod(sxy, axis=1)                      # [L, B]
+    inst_above = np.empty((L, B))                      # utilised instances of level l
+    acc = np.ones(B)
+    for l in range(L - 1, -1, -1):
+        inst_above[l] = acc
+        acc = acc * sp_lvl[l]
+    mac_util = acc
+
+    # flattened temporal loops, innermost first: level-major, permutation order inside a level
+    loop_dim = perm.reshape(LD, B)
+    loop_lvl = np.repeat(np.arange(L), D)
+    loop_bound = np.take_along_axis(tf, perm, axis=1).reshape(LD, B)
+    cum_bound = np.cumprod(loop_bound, axis=0)
+    total_bound = cum_bound[-1]
+
+    def next_at_levels(mask):
+        """[L+1, B]: first loop index >= l*D (level boundary) where ``mask`` holds; LD if none."""
+        out = np.full((L + 1, B), LD)
+        running = np.full(B, LD)
+        m3 = mask.reshape(L, D, B)
+        for l in range(L - 1, -1, -1):
+            blk = m3[l]
+            pos = np.argmax(blk, axis=0)
+            running = np.where(blk.any(axis=0), l * D + pos, running)
+            out[l] = running
+        return out
+
+    nontrivial = loop_bound > 1
+    next_nt = next_at_levels(nontrivial)
+
+    valid = np.ones(B, dtype=bool)
+    valid &= np.all(tile_ext[-1] == T.sizes[:, None], axis=0)
+    valid &= np.all(np.prod(spx, axis=1) <= T.fan_x[:, None], axis=0)
+    valid &= np.all(np.prod(spy, axis=1) <= T.fan_y[:, None], axis=0)
+    valid &= np.all(keep[L - 1], axis=0)
+    valid &= np.all(np.sort(perm, axis=1) == np.arange(D)[None, :, None], axis=(0, 1))  # permutations
+    keep[L - 1] = True
+
+    reads = np.zeros((L, S, B))
+    fills = np.zeros((L, S, B))
+    updates = np.zeros((L, S, B))
+    util_cap = np.zeros((L, S, B))
+    for s in range(S):
+        proj, rel, rw = T.proj[s], T.rel[s], T.rw[s]
+        rel_dims = np.nonzero(rel)[0]
+        rel_loop = nontrivial & rel[loop_dim]
+        next_rel = next_at_levels(rel_loop)
+        rel_sp = np.prod(sxy[:, rel_dims, :], axis=1) if len(rel_dims) else np.ones((L, B))
+        cum_rel_sp = np.cumprod(rel_sp, axis=0)       # [L, B]
+        arrivals = np.zeros((L, B))
+        distinct = np.zeros((L, B))
+        kany = keep[:, s, :].any(axis=1)
+        for c in range(L):
+            if not kany[c]:
+                continue
+            ext = tile_ext[c]
+            fp = _footprint(ext, proj)
+            util_cap[c, s] = np.where(keep[c, s], fp, 0.0)
+            distinct[c] = _footprint(tot_t * cum_sp[c], proj)
+            if c + 1 >= L:
+                arrivals[c] = fp
+                continue
+            j = next_rel[c + 1]
+            has = j < LD
+            jc = np.minimum(j, LD - 1)
+            jd = _gather(loop_dim, jc, cols)
+            jb = _gather(loop_bound, jc, cols)
+            jl = loop_lvl[jc]
+            stride = (_gather(ext, jd, cols) * _gather(cum_sp.reshape(LD, B), jl * D + jd, cols)
+                      / _gather(cum_sp[c], jd, cols))
+            # Timeloop keeps the overlap of consecutive tiles only when the sliding loop is the
+            # innermost non-trivial temporal loop above the level; otherwise every step refetches.
+            innermost = next_nt[c + 1] == j
+            win = np.where(innermost, _sliding_footprint(ext, proj, jd, jb, stride), jb * fp)
+            outer = total_bound / _gather(cum_bound, jc, cols)   # loops outside the sliding loop
+            arrivals[c] = np.where(has, win * outer, fp)
+        # walk levels bottom-up: child (compute = -1) -> next keeping level above
+        child_rel = np.ones(B)                            # cum_rel_sp at the child (1 for compute)
+        child_arr = cycles_c.copy()                       # compute: one access per compute
+        child_fill = child_arr - _footprint(tot_t, proj) if rw else child_arr
+        for p in range(L):
+            if not kany[p]:
+                continue
+            kp = keep[p, s]
+            relsp = cum_rel_sp[p] / child_rel
+            if rw:
+                reads[p, s] = np.where(kp, child_fill * relsp, 0.0)
+                updates[p, s] = np.where(kp, child_arr * relsp, 0.0)
+            else:
+                reads[p, s] = np.where(kp, child_arr * relsp, 0.0)
+            own_fill = (arrivals[p] - distinct[p]) if rw else arrivals[p]
+            has_parent = keep[p + 1:, s].any(axis=0) if p + 1 < L else np.zeros(B, dtype=bool)
+            fills[p, s] = np.where(kp & has_parent, own_fill, 0.0)
+            child_rel = np.where(kp, cum_rel_sp[p], child_rel)
+            child_arr = np.where(kp, arrivals[p], child_arr)
+            child_fill = np.where(kp, own_fill, child_fill)
+
+    cap_used = util_cap.sum(axis=1)                       # [L, B]
+    valid &= np.all(cap_used <= T.cap[:, None] + 1e-9, axis=0)
+
+    # bandwidth throttling (words per cycle per instance)
+    rd = reads.sum(axis=1)
+    wr = fills.sum(axis=1) + updates.sum(axis=1)
+    cyc = np.maximum(cycles_c, 1.0)
+    rdem, wdem = rd / cyc, wr / cyc
+    slow = np.ones((L, B))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for bw, dem in ((T.rbw, rdem), (T.wbw, wdem), (T.sbw, rdem + wdem)):
+            ok = np.isnan(bw)[:, None] | (dem <= bw[:, None])
+            slow = np.minimum(slow, np.where(ok, 1.0, bw[:, None] / dem))
+    level_cycles = np.ceil(cycles_c / slow)
+    cycles = np.maximum(cycles_c, level_cycles.max(axis=0))
+
+    # energy
+    bs = T.block[:, None, None]
+    e_access = (np.ceil(reads / bs) * T.e_read[:, None, None] + np.ceil(fills / bs) * T.e_fill[:, None, None]
+                + np.ceil(updates / bs) * T.e_update[:, None, None])     # per instance
+    # a vector access serves a whole cluster: energy counts utilised clusters, not instances
+    e_ds = e_access * np.minimum(inst_above, T.n_clusters[:, None])[:, None, :]
+    any_keep = keep.any(axis=1)
+    leak = T.e_leak[:, None] * cycles * np.where(any_keep, inst_above, 1.0)
+    level_e = e_ds.sum(axis=1) + leak                     # [L, B]
+    compute_e = computes * T.e_compute
+    energy = level_e.sum(axis=0) + compute_e
+    bt = lambda a: np.moveaxis(a, -1, 0)  # noqa: E731  (batch axis first)
+    return {
+        "cycles": cycles, "compute_cycles": cycles_c, "computes": computes, "energy_pJ": energy,
+        "edp": energy * cycles, "valid": valid,
+        "levels_pJ": np.concatenate([level_e, compute_e[None, :]], axis=0).T,
+        "utilization": computes / (cycles * T.n_macs), "reads": bt(reads).transpose(0, 1, 2),
+        "fills": bt(fills), "updates": bt(updates), "utilized_capacity": bt(util_cap),
+        "utilized_instances": inst_above.T, "energy_ds_pJ": bt(e_ds), "leak_pJ": leak.T,
+        "level_cycles": level_cycles.T, "mac_utilized": mac_util,
+    }
+
+
+_CHUNK = 4096  # rows per pass: keeps the working set in cache
+
+
+def evaluate_batch(spec, batch: MappingBatch) -> dict:
+    """Summary arrays over the batch (see :func:`a3cs_plugin.hardware.model.batch.evaluate_batch`)."""
+    keys = ("cycles", "computes", "energy_pJ", "edp", "valid", "levels_pJ", "utilization")
+    B = len(batch)
+    if B <= _CHUNK:
+        full = evaluate_arrays(spec, batch)
+        return {k: full[k] for k in keys}
+    parts = [evaluate_arrays(spec, batch.take(slice(i, i + _CHUNK))) for i in range(0, B, _CHUNK)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+
+# ----------------------------------------------------------------------------------------------
+# validation of a user mapping (one-line errors)
+# ----------------------------------------------------------------------------------------------
+def validate_mapping(spec, mapping) -> None:
+    """Raise MappingError (file, key, expected) if ``mapping`` cannot run on ``spec``."""
+    r = resolve_mapping(spec, mapping)
+    file = mapping.source
+    dims, arch = spec.problem.dimensions, spec.arch
+    for k, d in enumerate(dims):
+        prod = 1
+        for li in range(len(arch.levels)):
+            prod *= r.temporal[li][k] * r.spatial_x[li][k] * r.spatial_y[li][k]
+        if prod != spec.problem.instance[d]:
+            raise MappingError(f"factors of dimension {d} multiply to {prod}", file=file,
+                               key=f"mapping.factors.{d}", expected=f"product {spec.problem.instance[d]} "
+                               f"(problem size of {d})")
+    for li, lv in enumerate(arch.levels):
+        px = int(np.prod(r.spatial_x[li]))
+        py = int(np.prod(r.spatial_y[li]))
+        if px > lv.fanout_x or py > lv.fanout_y:
+            raise MappingError(f"spatial fan-out {px}x{py} at '{lv.name}' exceeds the mesh", file=file,
+                               key=f"mapping.target={lv.name}.spatial",
+                               expected=f"at most {lv.fanout_x}x{lv.fanout_y} (meshX x meshY)")
+    if not all(r.keep[len(arch.levels) - 1]):
+        raise MappingError(f"outermost level '{arch.levels[-1].name}' must keep every data space",
+                           file=file, key=f"mapping.target={arch.levels[-1].name}.bypass",
+                           expected="no bypass at the outermost level")
+    b = batch_from_mapping(spec, mapping)
+    full = evaluate_arrays_caponly(spec, b)
+    for li, lv in enumerate(arch.levels):
+        used = full[0, li]
+        cap = lv.effective_size
+        if cap is not None and used > cap + 1e-9:
+            raise MappingError(f"tile of {int(used)} words overflows '{lv.name}'", file=file,
+                               key=f"mapping.target={lv.name}",
+                               expected=f"at most {int(cap)} words (depth*width/datawidth)")
+
+
+def evaluate_arrays_caponly(spec, batch: MappingBatch) -> np.ndarray:
+    """[B, L] words each level holds (sum of kept tiles)."""
+    prob = spec.problem
+    all_f = (batch.temporal * batch.spatial_x * batch.spatial_y).astype(np.float64).transpose(1, 2, 0)
+    tile_ext = np.cumprod(all_f, axis=0)
+    L, _, B = all_f.shape
+    out = np.zeros((L, B))
+    keep = batch.keep.transpose(1, 2, 0)
+    for s, ds in enumerate(prob.data_spaces):
+        for c in range(L):
+            out[c] += np.where(keep[c, s], _footprint(tile_ext[c], ds.projection), 0)
+    return out.T

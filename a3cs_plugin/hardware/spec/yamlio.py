@@ -1,0 +1,107 @@
+"""YAML reading with Timeloop's tags, and merging several files by top-level key."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from a3cs_plugin.errors import SpecError
+
+# Top-level keys Timeloop / timeloopfe / Accelergy accept in a specification file.
+KNOWN_TOP_KEYS = {
+    "architecture", "components", "compound_components", "problem", "mapping", "constraints",
+    "architecture_constraints", "mapspace_constraints", "mapspace", "mapper", "variables",
+    "globals", "ERT", "ART", "ERT_summary", "ART_summary", "sparse_optimizations", "model",
+    "dumped_by_timeloop_front_end", "architecture_extra_constraints", "problem_instance",
+}
+
+
+class TaggedNode(dict):
+    """A mapping read from a ``!Tag`` node; ``tag`` keeps the tag name (without ``!``)."""
+
+    def __init__(self, tag: str, data: dict | None = None):
+        super().__init__(data or {})
+        self.tag = tag
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_tagged(loader: yaml.Loader, suffix: str, node: yaml.Node):
+    if isinstance(node, yaml.MappingNode):
+        return TaggedNode(suffix, loader.construct_mapping(node, deep=True))
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_Loader.add_multi_constructor("!", _construct_tagged)
+
+
+def load_yaml_file(path: str | Path) -> Any:
+    """Parse one YAML file (Timeloop tags allowed). Raises SpecError naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError("file not found", file=str(p), expected="an existing YAML file")
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read file ({exc.strerror})", file=str(p)) from None
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"malformed YAML{where}: {problem}", file=str(p),
+                        expected="valid YAML") from None
+
+
+def merge_sources(sources) -> tuple[dict, dict]:
+    """Merge files/dicts by top-level key, as Timeloop does.
+
+    Returns ``(merged, origin)`` where ``origin[key]`` is the file (or ``<dict>``) the key came from.
+    Lists under the same key (e.g. ``mapping``) are concatenated; dicts are merged shallowly
+    (``compound_components.classes`` and ``variables`` are combined).
+    """
+    if isinstance(sources, (str, Path, dict)):
+        sources = [sources]
+    merged: dict = {}
+    origin: dict = {}
+    for src in sources:
+        if isinstance(src, dict):
+            data, name = src, "<dict>"
+        else:
+            data, name = load_yaml_file(src), str(src)
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            raise SpecError("top level must be a mapping of sections", file=name,
+                            expected="keys such as architecture, problem, mapping")
+        for key, value in data.items():
+            if key not in KNOWN_TOP_KEYS:
+                raise SpecError("unknown top-level key", file=name, key=str(key),
+                                expected="one of " + ", ".join(sorted(KNOWN_TOP_KEYS)))
+            if key in merged and merged[key] is not None and value is not None:
+                old = merged[key]
+                if isinstance(old, list) and isinstance(value, list):
+                    merged[key] = old + value
+                elif isinstance(old, dict) and isinstance(value, dict):
+                    new = dict(old)
+                    for k2, v2 in value.items():
+                        if k2 in new and isinstance(new[k2], list) and isinstance(v2, list):
+                            new[k2] = new[k2] + v2
+                        elif k2 in new and isinstance(new[k2], dict) and isinstance(v2, dict):
+                            new[k2] = {**new[k2], **v2}
+                        else:
+                            new[k2] = v2
+                    merged[key] = new
+                else:
+                    merged[key] = value
+                origin[key] = origin[key] + "," + name
+            else:
+                merged[key] = value
+                origin[key] = name
+    return merged, origin

@@ -1,0 +1,148 @@
+"""`a3cs hw model` / `a3cs hw map` through the real console script, on real YAML files."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / ".venv" / "bin" / "a3cs"
+
+
+def a3cs(*args, cwd=None):
+    cmd = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "a3cs_plugin.cli.main"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+@pytest.fixture
+def case03(reference_dir, reference_cases):
+    c = reference_cases["03-3level-nobypass"]
+    ref = reference_dir
+    return {"inputs": [ref / p for p in c["inputs"]], "ert": ref / c["ert"], "art": ref / c["art"],
+            "expected": c["expected"]}
+
+
+def _one_line_error(proc, *needles):
+    assert proc.returncode != 0, proc.stdout
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def test_model_json_matches_timeloop(case03):
+    arch, prob, mapping = case03["inputs"]
+    p = a3cs("hw", "model", arch, prob, "--mapping", mapping, "--ert", case03["ert"], "--art",
+             case03["art"], "--json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert set(out) == {"cycles", "computes", "energy_pJ", "levels_pJ", "area_um2", "energy_source"}
+    exp = case03["expected"]
+    assert out["cycles"] == exp["cycles"] and out["computes"] == exp["computes"]
+    assert out["energy_pJ"] == pytest.approx(exp["energy_pJ"], rel=5e-3)
+    for name, e in exp["levels_pJ"].items():
+        assert out["levels_pJ"][name] == pytest.approx(e, rel=1e-2)
+    assert out["area_um2"] > 0 and out["energy_source"].startswith("ert:")
+
+
+def test_model_table_output(case03):
+    arch, prob, mapping = case03["inputs"]
+    p = a3cs("hw", "model", arch, prob, mapping, "--ert", case03["ert"])
+    assert p.returncode == 0, p.stderr
+    assert "cycles" in p.stdout and "GlobalBuffer" in p.stdout and "fJ/compute" in p.stdout
+    assert "area (um^2)     -" in p.stdout  # no ART given
+
+
+def test_map_json_is_reevaluable(case03, tmp_path):
+    arch, prob, _ = case03["inputs"]
+    p = a3cs("hw", "map", arch, prob, "--ert", case03["ert"], "--metric", "energy", "--time-limit", "2",
+             "--seed", "1", "--json")
+    if p.returncode != 0 and "mapper is not available" in p.stderr:
+        pytest.skip("a3cs_plugin.hardware.mapper.search is not built yet")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert {"mapping", "search_seconds", "energy_pJ", "cycles"} <= set(out)
+    assert out["computes"] == case03["expected"]["computes"]
+    # the mapper's mapping, written as a Timeloop mapping file, evaluates to the same numbers
+    m = tmp_path / "found.map.yaml"
+    m.write_text(json.dumps({"mapping": out["mapping"]}))
+    q = a3cs("hw", "model", arch, prob, "--mapping", m, "--ert", case03["ert"], "--json")
+    assert q.returncode == 0, q.stderr
+    again = json.loads(q.stdout)
+    assert again["energy_pJ"] == pytest.approx(out["energy_pJ"], rel=1e-9)
+    assert again["cycles"] == out["cycles"]
+
+
+def test_malformed_yaml(case03, tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("problem:\n  shape: [oops\n")
+    arch, _, mapping = case03["inputs"]
+    _one_line_error(a3cs("hw", "model", arch, bad, "--mapping", mapping, "--json"), "broken.yaml",
+                    "malformed YAML")
+
+
+def test_unknown_key(case03, tmp_path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("mappping: []\n")
+    arch, prob, mapping = case03["inputs"]
+    _one_line_error(a3cs("hw", "model", arch, prob, bad, "--mapping", mapping, "--json"), "typo.yaml",
+                    "'mappping'", "expected")
+
+
+def test_missing_key(case03):
+    arch, _, mapping = case03["inputs"]
+    _one_line_error(a3cs("hw", "model", arch, "--mapping", mapping, "--ert", case03["ert"], "--json"),
+                    "'problem'", "expected")
+
+
+def test_factors_do_not_multiply(case03, tmp_path):
+    arch, prob, _ = case03["inputs"]
+    m = tmp_path / "short.map.yaml"
+    m.write_text(textwrap.dedent("""
+    mapping:
+    - {target: MainMemory, type: temporal, factors: R=1 P=1 K=1, permutation: PRK}
+    - {target: GlobalBuffer, type: temporal, factors: R=1 P=16 K=8, permutation: PRK}
+    - {target: RegisterFile, type: temporal, factors: R=3 P=1 K=2, permutation: RPK}
+    """))
+    _one_line_error(a3cs("hw", "model", arch, prob, "--mapping", m, "--ert", case03["ert"], "--json"),
+                    "short.map.yaml", "mapping.factors.K", "product 32")
+
+
+def test_tile_overflows_buffer(case03, tmp_path):
+    arch, prob, _ = case03["inputs"]
+    m = tmp_path / "big.map.yaml"
+    m.write_text(textwrap.dedent("""
+    mapping:
+    - {target: MainMemory, type: temporal, factors: R=1 P=1 K=1, permutation: PRK}
+    - {target: GlobalBuffer, type: temporal, factors: R=1 P=1 K=1, permutation: PRK}
+    - {target: RegisterFile, type: temporal, factors: R=3 P=16 K=32, permutation: RPK}
+    """))
+    _one_line_error(a3cs("hw", "model", arch, prob, "--mapping", m, "--ert", case03["ert"], "--json"),
+                    "big.map.yaml", "RegisterFile", "at most 64 words")
+
+
+def test_unknown_component_class(case03, tmp_path):
+    arch_text = Path(case03["inputs"][0]).read_text().replace("class: regfile", "class: warp_drive")
+    arch = tmp_path / "weird.arch.yaml"
+    arch.write_text(arch_text)
+    _, prob, mapping = case03["inputs"]
+    tables = REPO / "a3cs_plugin" / "hardware" / "energy" / "tables" / "builtin_tables.json"
+    if not tables.is_file():
+        pytest.skip("built-in energy tables (hardware/energy) not generated yet")
+    line = _one_line_error(a3cs("hw", "model", arch, prob, "--mapping", mapping, "--json"), "warp_drive")
+    assert "RegisterFile" in line or "class" in line
+
+
+def test_bad_cli_argument(case03):
+    arch, prob, _ = case03["inputs"]
+    _one_line_error(a3cs("hw", "map", arch, prob, "--time-limit", "0", "--ert", case03["ert"]),
+                    "--time-limit")

@@ -63,6 +63,13 @@ class Level:
     # spatial fan-out from this level to the one below (set by Architecture)
     fanout_x: int = 1
     fanout_y: int = 1
+    # Timeloop v0.4 ``subclass``: the Accelergy class behind a generic ``storage``/``compute`` class
+    subclass: str | None = None
+
+    @property
+    def energy_class(self) -> str:
+        """The class energy/area tables are looked up by (``subclass`` where given)."""
+        return self.subclass or self.cls
 
     def _attr(self, *names, default=None):
         for n in names:
@@ -271,8 +278,9 @@ def _parse_v04(arch: dict, file: str, variables: dict) -> Architecture:
         if _is_network(cls):
             continue
         attrs = _component_attrs(node, inherited, file, path)
+        sub = node.get("subclass")
         lv = Level(name=str(name), cls=cls, attributes=attrs, instances=mesh_x * mesh_y,
-                   meshX=mesh_x, meshY=mesh_y,
+                   meshX=mesh_x, meshY=mesh_y, subclass=None if sub is None else str(sub),
                    constraints=_node_constraints(node, exclude=("spatial",) if fx * fy > 1 else ()))
         levels.append(lv)
     return _finish(levels, top_name, top_attrs, file, "0.4")
@@ -389,6 +397,8 @@ def _dump_component(lv: Level):
     from .yamlio import TaggedNode
     attrs = {k: v for k, v in lv.attributes.items() if k not in ("meshX", "meshY")}
     d = {"name": lv.name, "class": lv.cls, "attributes": attrs}
+    if lv.subclass:
+        d["subclass"] = lv.subclass
     if lv.constraints:
         d["constraints"] = {k["type"]: {kk: vv for kk, vv in k.items() if kk not in ("type", "target")}
                             for k in lv.constraints}

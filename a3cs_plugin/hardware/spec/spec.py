@@ -36,7 +36,7 @@ class Spec:
 
     def ert_components(self) -> list:
         """``(name[1..N], class, attributes)`` of every real component (for built-in energy tables)."""
-        return [(f"{lv.name}[1..{lv.instances}]", lv.cls, dict(lv.attributes))
+        return [(f"{lv.name}[1..{lv.instances}]", lv.energy_class, dict(lv.attributes))
                 for lv in self.arch.all_levels() if not lv.is_dummy]
 
     @property

@@ -29,6 +29,22 @@ def register(subparsers) -> None:
     pp.add_argument("--time-limit", type=float, default=30.0, metavar="SEC")
     pp.add_argument("--seed", type=int, default=0)
     pp.set_defaults(func=cmd_map)
+    pn = sub.add_parser("net", help="cost a whole network (zoo agent or searched agent) on an accelerator")
+    pn.add_argument("--arch", nargs="+", required=True, metavar="ACCEL.yaml",
+                    help="accelerator spec files (architecture, components, constraints)")
+    who = pn.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", metavar="NAME", help="zoo agent: nature_cnn, resnet14, resnet20, ...")
+    who.add_argument("--agent", metavar="ARCH.json", help="searched agent architecture (a3cs search's arch.json)")
+    pn.add_argument("--num-actions", type=int, default=6, help="policy head size (default 6, Pong)")
+    pn.add_argument("--batch", type=int, default=1, help="inference batch size (default 1)")
+    pn.add_argument("--ert", metavar="ERT.yaml", help="Accelergy energy reference table")
+    pn.add_argument("--art", metavar="ART.yaml", help="Accelergy area reference table")
+    pn.add_argument("--metric", default="edp", choices=("edp", "energy", "delay"))
+    pn.add_argument("--time-limit", type=float, default=3.0, metavar="SEC", help="mapper budget per distinct layer")
+    pn.add_argument("--seed", type=int, default=0)
+    pn.add_argument("--out", metavar="DIR", help="also write report.json, report.md and energy.png here")
+    pn.add_argument("--json", action="store_true", help="print one JSON object")
+    pn.set_defaults(func=cmd_net)
     hw.set_defaults(func=lambda args: (hw.print_help(), 2)[1])
 
 
@@ -83,4 +99,39 @@ def cmd_map(args) -> int:
     else:
         from a3cs_plugin.hardware.spec import to_yaml
         sys.stdout.write(_table(d) + "\n\nmapping:\n" + to_yaml({"mapping": d["mapping"]}))
+    return 0
+
+
+def cmd_net(args) -> int:
+    from pathlib import Path
+
+    from a3cs_plugin.agents import network_problems
+    from a3cs_plugin.hardware.network import evaluate_network
+
+    if args.time_limit <= 0:
+        raise ConfigError("time limit must be positive", key="--time-limit", expected="seconds > 0",
+                          got=args.time_limit)
+    if args.num_actions < 1 or args.batch < 1:
+        raise ConfigError("--num-actions and --batch must be >= 1", key="--num-actions/--batch",
+                          expected="positive integers")
+    problems = network_problems(model=args.model, agent_arch=args.agent, num_actions=args.num_actions,
+                                batch=args.batch)
+    res = evaluate_network(args.arch, problems, ert=args.ert, art=args.art, metric=args.metric,
+                           time_limit=args.time_limit, seed=args.seed)
+    t = res.totals()
+    summary = {"network": args.model or args.agent, "energy_pJ": t["energy_pJ"],
+               "energy_mJ": t["energy_pJ"] * 1e-9, "cycles": t["cycles"],
+               "latency_ms": t["latency_s"] * 1e3, "fps": t["fps"], "macs": t["macs"],
+               "area_um2": t["area_um2"],
+               "area_mm2": None if t["area_um2"] is None else t["area_um2"] * 1e-6,
+               "levels_pJ": t["levels_pJ"], "clock_source": t["clock_source"],
+               "layers": [{"name": l.name, "count": l.count, "macs": l.macs, "cycles": l.cycles,
+                           "energy_pJ": l.energy_pJ} for l in res.layers]}
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(res.to_json())
+        (out / "report.md").write_text(res.to_markdown() + "\n")
+        res.plot(out / "energy.png")
+    sys.stdout.write((json.dumps(summary) if args.json else res.to_markdown()) + "\n")
     return 0

@@ -1,0 +1,189 @@
+"""Glue between :class:`a3cs_plugin.hardware.spec.Spec` and the mapper's :class:`MapSpace`."""
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+from ...errors import MappingError
+from .constraints import parse_targets
+from .space import MapSpace
+
+__all__ = ["build_mapspace", "spec_label", "spec_metrics", "constraint_targets", "mapping_to_list"]
+
+
+def spec_label(spec) -> str:
+    """The spec for error messages: its files (comma-separated), else the problem name."""
+    for attr in ("source", "sources", "files", "paths", "name"):
+        v = getattr(spec, attr, None)
+        if v:
+            if isinstance(v, (list, tuple)):
+                v = ", ".join(str(x) for x in v)
+            return str(v)
+    prob = getattr(spec, "problem", None)
+    return str(getattr(prob, "name", None) or "spec")
+
+
+def _as_targets(section) -> list:
+    if section is None:
+        return []
+    if isinstance(section, list):
+        return list(section)
+    if isinstance(section, dict):
+        for key in ("targets", "constraints"):
+            if isinstance(section.get(key), list):
+                return list(section[key])
+        return []
+    targets = getattr(section, "targets", None)
+    return list(targets) if isinstance(targets, list) else []
+
+
+def constraint_targets(spec) -> list:
+    """All constraint directives of ``spec``: its ``constraints`` list (or the
+    ``architecture_constraints`` / ``mapspace_constraints`` sections) plus the per-level
+    architecture constraints not already in it."""
+    out = []
+    for attr in ("constraints", "architecture_constraints", "mapspace_constraints"):
+        out.extend(_as_targets(getattr(spec, attr, None)))
+    for lv in spec.arch.levels:
+        for c in getattr(lv, "constraints", None) or []:
+            if any(c is x for x in out):
+                continue
+            c = dict(c)
+            c.setdefault("target", lv.name)
+            out.append(c)
+    return out
+
+
+def spec_metrics(spec) -> tuple:
+    """``optimization_metrics`` of the spec's mapper settings (empty tuple if none)."""
+    mapper = getattr(spec, "mapper", None)
+    if mapper is None and isinstance(getattr(spec, "raw", None), dict):
+        mapper = spec.raw.get("mapper")
+    if mapper is None:
+        return ()
+    if not isinstance(mapper, dict):
+        mapper = getattr(mapper, "__dict__", {})
+    for key in ("optimization_metrics", "optimization_metric", "optimization-metrics"):
+        v = mapper.get(key)
+        if v:
+            return tuple([v] if isinstance(v, str) else v)
+    return ()
+
+
+@functools.lru_cache(maxsize=64)
+def _arch_nodes(path: str, mtime: float):
+    """The raw v0.4 ``architecture.nodes`` of a file (cached per path and modification time)."""
+    from ..spec.yamlio import load_yaml_file
+    try:
+        data = load_yaml_file(path)
+        return (data.get("architecture") or {}).get("nodes")
+    except Exception:  # the spec loader already accepted this file; nothing to add
+        return None
+
+
+def _parallel_bypass(spec) -> dict:
+    """Implicit bypasses of v0.4 ``!Parallel`` branches: level name -> data spaces it bypasses.
+
+    As Timeloop's front end does, each branch of a ``!Parallel`` node keeps only the data spaces
+    some component of that branch keeps and bypasses all the others.  Read from the architecture
+    file named in ``spec.sources`` (nothing for dict inputs or v0.3 files).
+    """
+    src = (getattr(spec, "sources", None) or {}).get("architecture")
+    if not src or str(src).startswith("<"):
+        return {}
+    try:
+        nodes = _arch_nodes(str(src), os.path.getmtime(src))
+    except OSError:
+        return {}
+    if not isinstance(nodes, list):
+        return {}
+    spaces = set(spec.problem.ds_names)
+    out: dict = {}
+
+    def components(items):
+        for n in items or []:
+            if not isinstance(n, dict):
+                continue
+            if "nodes" in n and isinstance(n.get("nodes"), list):
+                yield from components(n["nodes"])
+            elif n.get("name"):
+                yield n
+
+    def kept(n) -> set:
+        cons = n.get("constraints")
+        ds = (cons.get("dataspace") or {}) if isinstance(cons, dict) else {}
+        k = ds.get("keep") or []
+        return set([k] if isinstance(k, str) else k)
+
+    def walk(items):
+        for n in items or []:
+            if not isinstance(n, dict) or not isinstance(n.get("nodes"), list):
+                continue
+            if getattr(n, "tag", None) == "Parallel":
+                for branch in n["nodes"]:
+                    members = list(components([branch]))
+                    keep = set().union(*(kept(m) for m in members)) if members else set()
+                    for m in members:
+                        out.setdefault(str(m["name"]), set()).update(spaces - keep)
+            walk(n["nodes"])
+
+    walk(nodes)
+    return out
+
+
+def build_mapspace(spec) -> MapSpace:
+    """The map space of ``spec`` (levels, fan-outs and constraints as Timeloop builds them).
+
+    Dummy levels of spatial containers (``inter_<name>_spatial``) keep nothing and have no temporal
+    loops, as Timeloop's front end constrains them; components of a v0.4 ``!Parallel`` branch
+    bypass what the branch does not keep; the innermost level's loop order is canonical when it
+    has no fan-out below it (Timeloop's mapper ignores permutation constraints there).  Constraint targets may name a container (its
+    dummy level is meant) and the compute level (ignored: it has no loops of its own).
+    """
+    arch, prob = spec.arch, spec.problem
+    dims = list(prob.dimensions)
+    bounds = np.array(prob.sizes, dtype=np.int64)
+    spaces = list(prob.ds_names)
+    names = [lv.name for lv in arch.levels]
+    compute_name = getattr(getattr(arch, "compute", None), "name", None)
+    targets = []
+    for c in constraint_targets(spec):
+        if not isinstance(c, dict):
+            raise MappingError("constraint entry is not a mapping", file=spec_label(spec),
+                               key="constraints",
+                               expected="{target: ..., type: ...}", got=c)
+        t = c.get("target", c.get("name"))
+        if t not in names and isinstance(t, str):
+            if f"inter_{t}_spatial" in names:
+                c = {**c, "target": f"inter_{t}_spatial"}
+            elif t == compute_name:
+                continue
+        targets.append(c)
+    cons, min_par = parse_targets(targets, names, dims, bounds, spaces,
+                                  where="constraints", file=spec_label(spec))
+    implicit = _parallel_bypass(spec)
+    for lv, lc in zip(arch.levels, cons):
+        for ds in implicit.get(lv.name, ()):
+            si = spaces.index(ds)
+            if lc.keep[si] == -1:
+                lc.keep[si] = 0
+        if getattr(lv, "is_dummy", False):
+            lc.t_fixed[lc.t_fixed == 0] = 1
+            lc.keep[lc.keep == -1] = 0
+            if not lc.t_prefix and not lc.t_suffix and (lc.t_fixed == 1).all():
+                lc.t_prefix = list(range(len(dims)))     # all loops are 1: order is irrelevant
+    fanx = [int(getattr(lv, "fanout_x", 1) or 1) for lv in arch.levels]
+    fany = [int(getattr(lv, "fanout_y", 1) or 1) for lv in arch.levels]
+    if cons and fanx[0] * fany[0] <= 1:
+        # Timeloop's mapper keeps the first tiling level (the innermost storage level's temporal
+        # loops when nothing fans out below it) in canonical order, whatever the constraints say
+        cons[0].t_prefix, cons[0].t_suffix = list(range(len(dims))), []
+    return MapSpace(spec_label(spec), dims, bounds, names, spaces, fanx, fany, cons, min_par)
+
+
+def mapping_to_list(spec, mapping) -> list:
+    """Timeloop v0.4 mapping list (outermost level first) of a model ``Mapping``."""
+    from ..spec.mapping import dump_mapping
+    return dump_mapping(spec, mapping)

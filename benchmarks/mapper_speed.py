@@ -7,6 +7,7 @@ model's ``evaluate_batch`` is timed on batches of random map-space points, and c
 AccelForge's 0.12 s per evaluation measured on this machine.
 
     .venv/bin/python benchmarks/mapper_speed.py [--time-limit 10] [--seed 0] [--evals 100000]
+                                                [--speed-only] [--cases 06-eyeriss-vgg02l5]
 """
 from __future__ import annotations
 
@@ -107,6 +108,7 @@ def main(argv=None):
     ap.add_argument("--evals", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=8192)
     ap.add_argument("--cases", default="", help="comma-separated case ids (default: all mapper cases)")
+    ap.add_argument("--speed-only", action="store_true", help="skip the mapper-quality table")
     args = ap.parse_args(argv)
     if not (REF / "cases.yaml").is_file():
         print(f"Timeloop reference data not found at {REF}", file=sys.stderr)
@@ -115,7 +117,8 @@ def main(argv=None):
     if args.cases:
         want = set(args.cases.split(","))
         cases = [c for c in cases if c["id"] in want]
-    quality(cases, args.time_limit, args.seed)
+    if not args.speed_only:
+        quality(cases, args.time_limit, args.seed)
     uniq = {}
     for c in cases:   # one spec per distinct architecture/problem for the speed table
         key = tuple(p for p in c["inputs"]

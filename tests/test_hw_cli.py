@@ -146,3 +146,68 @@ def test_bad_cli_argument(case03):
     arch, prob, _ = case03["inputs"]
     _one_line_error(a3cs("hw", "map", arch, prob, "--time-limit", "0", "--ert", case03["ert"]),
                     "--time-limit")
+
+
+# ---------------------------------------------------------------------------- a3cs hw net
+EYERISS = REPO / "arch_specs" / "eyeriss_like"
+
+
+def _eyeriss_files():
+    files = sorted(EYERISS.glob("*.yaml"))
+    if not files:
+        pytest.skip(f"no architecture files in {EYERISS}")
+    return files
+
+
+@pytest.fixture(scope="module")
+def nature_net():
+    """One `a3cs hw net` run on the repo's Eyeriss-like accelerator, shared by the checks below."""
+    p = a3cs("hw", "net", "--arch", *_eyeriss_files(), "--model", "nature_cnn", "--json",
+             "--time-limit", "0.5")
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def test_net_json_fields_and_units(nature_net):
+    out = nature_net
+    assert {"energy_pJ", "energy_mJ", "cycles", "latency_ms", "fps", "area_mm2", "layers"} <= set(out)
+    assert out["network"] == "nature_cnn"
+    assert out["energy_pJ"] > 0 and out["cycles"] > 0 and out["area_mm2"] > 0
+    assert out["energy_mJ"] == pytest.approx(out["energy_pJ"] * 1e-9, rel=1e-12)
+    assert out["area_mm2"] == pytest.approx(out["area_um2"] * 1e-6, rel=1e-12)
+    # FPS is one inference (batch 1) per latency
+    assert out["fps"] == pytest.approx(1e3 / out["latency_ms"], rel=1e-9)
+    # arch.yaml sets global_cycle_seconds: 1e-9 -> latency = cycles x 1 ns
+    assert out["latency_ms"] == pytest.approx(out["cycles"] * 1e-6, rel=1e-9)
+
+
+def test_net_totals_are_layer_sums(nature_net):
+    layers = nature_net["layers"]
+    # Nature CNN: three convolutions, one hidden linear layer, actor and critic heads
+    assert len(layers) == 6 and all(l["count"] >= 1 for l in layers)
+    assert [l["macs"] for l in layers][:3] == [3276800, 2654208, 1806336]
+    assert nature_net["energy_pJ"] == pytest.approx(sum(l["energy_pJ"] * l["count"] for l in layers),
+                                                    rel=1e-9)
+    assert nature_net["cycles"] == pytest.approx(sum(l["cycles"] * l["count"] for l in layers), rel=1e-9)
+    assert nature_net["macs"] == sum(l["macs"] * l["count"] for l in layers)
+    assert sum(nature_net["levels_pJ"].values()) == pytest.approx(nature_net["energy_pJ"], rel=1e-9)
+
+
+def test_net_unknown_model():
+    line = _one_line_error(a3cs("hw", "net", "--arch", *_eyeriss_files(), "--model", "nosuch",
+                                "--json", "--time-limit", "0.5"), "nosuch")
+    assert "nature_cnn" in line or "expected" in line
+
+
+def test_net_missing_arch_file(tmp_path):
+    missing = tmp_path / "nowhere.arch.yaml"
+    line = _one_line_error(a3cs("hw", "net", "--arch", missing, "--model", "nature_cnn", "--json",
+                                "--time-limit", "0.5"), "nowhere.arch.yaml")
+    assert "not found" in line or "No such file" in line
+
+
+def test_net_malformed_arch_yaml(tmp_path):
+    bad = tmp_path / "broken.arch.yaml"
+    bad.write_text(_eyeriss_files()[0].read_text().replace("  nodes:\n", "  nodes: [\n", 1))
+    _one_line_error(a3cs("hw", "net", "--arch", bad, "--model", "nature_cnn", "--json",
+                         "--time-limit", "0.5"), "broken.arch.yaml", "malformed YAML")

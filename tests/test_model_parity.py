@@ -137,3 +137,27 @@ def test_batch_equals_scalar(case_id, reference_dir, reference_cases):
         assert out["energy_pJ"][i] == pytest.approx(r.energy_pJ, rel=1e-12)
         assert out["edp"][i] == pytest.approx(r.energy_pJ * r.cycles, rel=1e-12)
         assert bool(out["valid"][i]) == r.valid
+
+
+def test_halo_rule_timeloop_2024_vs_2025(reference_dir, reference_cases, monkeypatch):
+    """Eyeriss shared_glb Inputs: the sliding loop P7 has an irrelevant loop (M4) inside it.
+    Timeloop before its January-2025 translation fix (the reference) refetches the whole 5120-word
+    tile on every P step (4*4*7*5120 fills); from that fix on, the halo is kept along P."""
+    from a3cs_plugin.hardware.mapper import build_mapspace
+    from a3cs_plugin.hardware.model import engine
+    spec = load_case(reference_dir, reference_cases["06-eyeriss-vgg02l5"])
+    fills = lambda: evaluate(spec).per_level["shared_glb"]["dataspaces"]["Inputs"]["fills"]  # noqa: E731
+    assert engine.HALO_RULE == "timeloop-2024" and fills() == 4 * 4 * 7 * 5120 == 573440
+    rng = np.random.default_rng(3)
+    sp = build_mapspace(spec)
+    batch = sp.to_batch(sp.sample(rng, 400)[0])
+    old = engine.evaluate_arrays(spec, batch)
+    monkeypatch.setattr(engine, "HALO_RULE", "timeloop-2025")
+    assert fills() == 475136          # 5120 + 6 * (5120 - 1024 halo) per (Q, C) sweep, times 16
+    new = engine.evaluate_arrays(spec, batch)
+    # the new rule never moves more data; it differs only where an irrelevant loop sits inside
+    assert np.all(new["fills"] <= old["fills"]) and np.any(new["fills"] < old["fills"])
+    np.testing.assert_array_equal(new["computes"], old["computes"])
+    monkeypatch.setattr(engine, "HALO_RULE", "nonsense")
+    with pytest.raises(Exception, match="HALO_RULE"):
+        engine.evaluate_arrays(spec, batch)

@@ -266,6 +266,57 @@ def test_problem_errors(files, tmp_path):
     assert "q.yaml" in _err(e) and "problem.instance.C" in _err(e) and "integer" in _err(e)
 
 
+def test_default_problem_with_extra_instance_keys(reference_dir, files):
+    """Timeloop's designs/_include/default_problem.yaml: H, W, Hpad, Wpad are not dimensions;
+    Timeloop reads only dimensions and coefficients from ``instance`` and ignores the rest."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # Timeloop does not warn, neither do we
+        spec = load_spec([files["arch"], reference_dir / "designs" / "_include" / "default_problem.yaml"],
+                         ert=files["ert"])
+    p = spec.problem
+    assert p.sizes == [3, 32, 3, 3, 1, 112, 112] and p.coefficients["Wstride"] == 2
+    inputs = p.data_spaces[p.ds_names.index("Inputs")]
+    assert (2, p.dim_index("P")) in inputs.projection[2]          # Wstride from the instance
+    assert p.instance["H"] == 224 and p.computes == 3 * 32 * 9 * 112 * 112
+
+
+@pytest.mark.parametrize("extra, key, words", [
+    ("H: 224.5", "problem.instance.H", "integer"),
+    ("Hpad: one", "problem.instance.Hpad", "integer"),
+    ("Wstride: 1.5", "problem.instance.Wstride", "integer"),
+    ("densities: {Inputs: 0.5}", "problem.instance.densities.Inputs", "sparse"),
+    ("commonDensity: 0.3", "problem.instance.commonDensity", "sparse"),
+])
+def test_instance_values_timeloop_rejects(files, tmp_path, extra, key, words):
+    q = write(tmp_path, "q.yaml", f"""
+    problem:
+      version: 0.4
+      shape:
+        name: x
+        dimensions: [C, P, R]
+        coefficients: [{{name: Wstride, default: 1}}]
+        data_spaces:
+        - {{name: A, projection: [[[C]], [[R], [P, Wstride]]]}}
+      instance: {{C: 2, P: 4, R: 3, {extra}}}
+    """)
+    with pytest.raises(SpecError) as e:
+        load_spec([files["arch"], q], ert=files["ert"])
+    msg = _err(e)
+    assert "q.yaml" in msg and key in msg and words in msg and "\n" not in msg
+
+
+def test_dense_densities_are_accepted(files, tmp_path):
+    q = write(tmp_path, "q.yaml", """
+    problem:
+      version: 0.4
+      shape: {name: x, dimensions: [C], data_spaces: [{name: A, projection: [[[C]]]}]}
+      instance: {C: 2, densities: {A: 1.0}}
+    """)
+    spec = load_spec([files["arch"], q], ert=files["ert"])
+    assert spec.problem.instance == {"C": 2}
+
+
 def _map(tmp_path, body):
     return write(tmp_path, "m.yaml", "mapping:\n" + textwrap.indent(textwrap.dedent(body), "  "))
 

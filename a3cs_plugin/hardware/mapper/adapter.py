@@ -1,9 +1,6 @@
 """Glue between :class:`a3cs_plugin.hardware.spec.Spec` and the mapper's :class:`MapSpace`."""
 from __future__ import annotations
 
-import functools
-import os
-
 import numpy as np
 
 from ...errors import MappingError
@@ -72,64 +69,18 @@ def spec_metrics(spec) -> tuple:
     return ()
 
 
-@functools.lru_cache(maxsize=64)
-def _arch_nodes(path: str, mtime: float):
-    """The raw v0.4 ``architecture.nodes`` of a file (cached per path and modification time)."""
-    from ..spec.yamlio import load_yaml_file
-    try:
-        data = load_yaml_file(path)
-        return (data.get("architecture") or {}).get("nodes")
-    except Exception:  # the spec loader already accepted this file; nothing to add
-        return None
-
-
 def _parallel_bypass(spec) -> dict:
     """Implicit bypasses of v0.4 ``!Parallel`` branches: level name -> data spaces it bypasses.
 
-    As Timeloop's front end does, each branch of a ``!Parallel`` node keeps only the data spaces
-    some component of that branch keeps and bypasses all the others.  Read from the architecture
-    file named in ``spec.sources`` (nothing for dict inputs or v0.3 files).
+    The architecture loader records each level's branch (``Level.branch_keep``); as Timeloop's
+    front end does, a component in a branch bypasses every data space its branch does not keep.
     """
-    src = (getattr(spec, "sources", None) or {}).get("architecture")
-    if not src or str(src).startswith("<"):
-        return {}
-    try:
-        nodes = _arch_nodes(str(src), os.path.getmtime(src))
-    except OSError:
-        return {}
-    if not isinstance(nodes, list):
-        return {}
-    spaces = set(spec.problem.ds_names)
+    spaces = list(spec.problem.ds_names)
     out: dict = {}
-
-    def components(items):
-        for n in items or []:
-            if not isinstance(n, dict):
-                continue
-            if "nodes" in n and isinstance(n.get("nodes"), list):
-                yield from components(n["nodes"])
-            elif n.get("name"):
-                yield n
-
-    def kept(n) -> set:
-        cons = n.get("constraints")
-        ds = (cons.get("dataspace") or {}) if isinstance(cons, dict) else {}
-        k = ds.get("keep") or []
-        return set([k] if isinstance(k, str) else k)
-
-    def walk(items):
-        for n in items or []:
-            if not isinstance(n, dict) or not isinstance(n.get("nodes"), list):
-                continue
-            if getattr(n, "tag", None) == "Parallel":
-                for branch in n["nodes"]:
-                    members = list(components([branch]))
-                    keep = set().union(*(kept(m) for m in members)) if members else set()
-                    for m in members:
-                        out.setdefault(str(m["name"]), set()).update(spaces - keep)
-            walk(n["nodes"])
-
-    walk(nodes)
+    for lv in spec.arch.levels:
+        by = lv.branch_bypass(spaces) if hasattr(lv, "branch_bypass") else set()
+        if by:
+            out[lv.name] = by
     return out
 
 

@@ -14,7 +14,8 @@ Semantics follow Timeloop's ``mapping/constraints.cpp`` and ``mapspaces/uber.cpp
 * ``utilization`` / ``parallelism`` ``min``: lower bound on the product of spatial utilisations.
 * ``max_overbooked_proportion``, ``no_reuse``, ``no_multicast_no_reduction``, ``no_link_transfer``,
   ``no_temporal_reuse``, ``rmw_first_update``, ``no_coalesce`` and ``remainders`` do not restrict the
-  map space and are ignored here.
+  map space; the model reads the ones that change its numbers from the spec
+  (:func:`a3cs_plugin.hardware.spec.constraints.model_flags`), so the mapper's evaluations honour them.
 """
 from __future__ import annotations
 

@@ -8,10 +8,26 @@ Semantics (Timeloop's, for dense tensors and perfectly factorised loop nests):
   (e.g. ``W = Wstride*P + Wdilation*R`` gives ``Wstride*(P-1) + Wdilation*(R-1) + 1`` -- halos).
 * Arrivals into a level (per instance): temporal loops above the level that do not index the data
   space and sit directly above it keep the tile stationary; every iteration of the first loop that
-  does index it brings a new tile -- only the new part (halo overlap kept) when that loop is the
-  innermost non-trivial loop above the level, the whole tile otherwise (what Timeloop reports) --
-  and every loop outside it repeats that.  The compute unit has no reuse: one operand access per
-  compute.
+  does index it (the "sliding" loop) brings a new tile, and every loop outside it repeats that.
+  Whether a new tile costs only its new part (the halo overlap with the previous tile kept) or the
+  whole tile follows Timeloop's delta computation (``nest-analysis.cpp`` ComputeDeltas ->
+  ``OperationSpace::SaveAndSubtractIfSameStride``): per spatial instance, consecutive invocations
+  of the level's tile are subtracted only while the translation between them repeats; a changed
+  translation discards the previous tile (full refetch) and restarts the detection.  For perfectly
+  factorised nests this gives, along the sliding loop, the union of the shifted tiles per sweep
+  (``_sliding_footprint``), or the whole tile per step, decided by ``HALO_RULE``:
+
+  - ``"timeloop-2024"`` (default; the reference outputs): a stationary step (translation 0) also
+    counts as a change, so the halo is kept only when the sliding loop is the innermost
+    non-trivial temporal loop above the level; an irrelevant loop inside it makes every step a
+    full refetch (Eyeriss ``shared_glb`` Inputs: 573440 fills, not 475136).
+  - ``"timeloop-2025"`` (Timeloop from commit a12fff5 on): stationary steps leave the detection
+    alone, so the halo is always kept along the sliding loop.
+
+  Neither rule keeps a halo along an outer relevant loop (the inner sweep's jump back changes the
+  translation), and both assume steps of equal stride (no imperfect factorisation / remainders).
+  With a ``no_temporal_reuse`` flag every step of every loop above refetches the whole tile.
+  The compute unit has no reuse: one operand access per compute.
 * The parent of a level supplies those arrivals; identical data needed by several children (spatial
   loops that do not index the data space) is read once (multicast); outputs from such children are
   reduced spatially before they reach the parent.
@@ -27,6 +43,12 @@ Semantics (Timeloop's, for dense tensors and perfectly factorised loop nests):
   temporal-reduction energies are zero (as in Timeloop with Accelergy tables that lack them).
 * Cycles: product of temporal loop bounds, stretched by any level whose read / write / shared
   bandwidth (words per cycle per instance) is below the demand.
+* Constraint flags (:mod:`a3cs_plugin.hardware.spec.constraints`): ``no_multicast_no_reduction``
+  counts every child's access at the parent, ``rmw_first_update`` turns first-read elision off at
+  the level, ``min_utilization`` makes mappings whose kept tiles under-fill a buffer invalid.
+* Not modelled: link transfers between neighbouring instances (Timeloop enables them by default on
+  spatial fan-outs; our numbers are Timeloop's with ``no_link_transfer`` on every data space; the
+  reference cases match without them), sparse tensors, imperfect factorisation.
 """
 from __future__ import annotations
 
@@ -38,6 +60,11 @@ import numpy as np
 from a3cs_plugin.errors import A3CSError, MappingError, SpecError
 
 from .batch import MappingBatch
+
+# Sliding-window (halo) reuse, see the module docstring: "timeloop-2024" (default) reproduces
+# Timeloop before commit a12fff5 ("Translation fix", #297, January 2025), which produced the
+# reference outputs; "timeloop-2025" follows Timeloop from that commit on.
+HALO_RULE = "timeloop-2024"
 
 # ERT action priority lists (Timeloop's mapping from its operation types to Accelergy actions)
 READ_ACTIONS = ("random_read", "read")
@@ -178,6 +205,11 @@ class _Tables:
         self.sbw = np.array([np.nan if l.shared_bandwidth is None else l.shared_bandwidth for l in lv])
         self.n_macs = arch.compute.instances
         self.n_clusters = np.array([max(1, l.instances // l.cluster_size) for l in lv], dtype=np.float64)
+        # Timeloop's min_utilization: only where the size is given
+        self.min_fill = np.array([0.0 if l.effective_size is None else l.min_utilization * l.effective_size
+                                  for l in lv])
+        from a3cs_plugin.hardware.spec.constraints import model_flags
+        self.flags = model_flags(spec)
         self.energy_source, self.e_read, self.e_fill, self.e_update, self.e_leak, self.e_compute, \
             self.e_compute_leak, self.area = _energy_tables(spec)
 
@@ -284,7 +316,9 @@ _CACHE: dict = {}
 def _fingerprint(spec) -> str:
     """Cheap identity of everything the tables depend on (so in-place edits are picked up)."""
     ert = spec.ert
-    return repr((spec.arch.levels, spec.arch.compute, spec.problem.instance,
+    m = getattr(spec, "mapping", None)
+    flags = None if m is None else [(k, lm.flags) for k, lm in m.levels.items() if lm.flags]
+    return repr((spec.arch.levels, spec.arch.compute, spec.problem.instance, spec.constraints, flags,
                  None if ert is None else (id(ert.energy), len(ert.energy), id(ert.area), len(ert.area))))
 
 
@@ -339,6 +373,16 @@ def _sliding_footprint(ext, proj, dim, bound, stride):
     return out
 
 
+def _cumprod0(a):
+    """``np.cumprod(a, axis=0)`` (same multiplication order), row by row: much faster than numpy's
+    strided cumulative loop for the short first axis and long contiguous rows used here."""
+    out = np.empty_like(a)
+    out[0] = a[0]
+    for i in range(1, a.shape[0]):
+        np.multiply(out[i - 1], a[i], out=out[i])
+    return out
+
+
 def _gather(arr2d, idx, cols):
     """``arr2d[idx[b], b]`` for a C-contiguous [K, B] array."""
     return arr2d.ravel()[idx * arr2d.shape[1] + cols]
@@ -359,16 +403,14 @@ def evaluate_arrays(spec, batch: MappingBatch) -> dict:
     B = batch.temporal.shape[0]
     LD = L * D
     tf = np.ascontiguousarray(batch.temporal.transpose(1, 2, 0), dtype=np.float64)       # [L, D, B]
-    spx = np.ascontiguousarray(batch.spatial_x.transpose(1, 2, 0))
-    spy = np.ascontiguousarray(batch.spatial_y.transpose(1, 2, 0))
-    sxy = (spx * spy).astype(np.float64)
+    sxy = np.ascontiguousarray((batch.spatial_x * batch.spatial_y).transpose(1, 2, 0), dtype=np.float64)
     perm = np.ascontiguousarray(batch.perm.transpose(1, 2, 0))                           # [L, D, B]
     keep = np.ascontiguousarray(batch.keep.transpose(1, 2, 0))                           # [L, S, B]
     cols = np.arange(B)
 
     all_f = tf * sxy
-    tile_ext = np.cumprod(all_f, axis=0)               # [L, D, B] box of levels <= l
-    cum_sp = np.cumprod(sxy, axis=0)                   # [L, D, B]
+    tile_ext = _cumprod0(all_f)                        # [L, D, B] box of levels <= l
+    cum_sp = _cumprod0(sxy)                            # [L, D, B]
     tot_t = np.prod(tf, axis=0)                        # [D, B]
     cycles_c = np.prod(tot_t, axis=0)                  # compute cycles (temporal iterations)
     computes = np.prod(tile_ext[-1], axis=0)
@@ -384,7 +426,7 @@ def evaluate_arrays(spec, batch: MappingBatch) -> dict:
     loop_dim = perm.reshape(LD, B)
     loop_lvl = np.repeat(np.arange(L), D)
     loop_bound = np.take_along_axis(tf, perm, axis=1).reshape(LD, B)
-    cum_bound = np.cumprod(loop_bound, axis=0)
+    cum_bound = _cumprod0(loop_bound)
     total_bound = cum_bound[-1]
 
     def next_at_levels(mask):
@@ -404,23 +446,37 @@ def evaluate_arrays(spec, batch: MappingBatch) -> dict:
 
     valid = np.ones(B, dtype=bool)
     valid &= np.all(tile_ext[-1] == T.sizes[:, None], axis=0)
-    valid &= np.all(np.prod(spx, axis=1) <= T.fan_x[:, None], axis=0)
-    valid &= np.all(np.prod(spy, axis=1) <= T.fan_y[:, None], axis=0)
+    valid &= np.all(np.prod(batch.spatial_x, axis=2) <= T.fan_x[None, :], axis=1)
+    valid &= np.all(np.prod(batch.spatial_y, axis=2) <= T.fan_y[None, :], axis=1)
     valid &= np.all(keep[L - 1], axis=0)
-    valid &= np.all(np.sort(perm, axis=1) == np.arange(D)[None, :, None], axis=(0, 1))  # permutations
+    # permutations: D values in [0, D) whose bits cover all D positions
+    in_range = np.all((perm >= 0) & (perm < D), axis=(0, 1))
+    bits = np.bitwise_or.reduce(np.left_shift(1, np.clip(perm, 0, D - 1)), axis=1)   # [L, B]
+    valid &= in_range & np.all(bits == (1 << D) - 1, axis=0)
     keep[L - 1] = True
 
     reads = np.zeros((L, S, B))
     fills = np.zeros((L, S, B))
     updates = np.zeros((L, S, B))
     util_cap = np.zeros((L, S, B))
+    F = T.flags
+    dist_ext = tot_t[None, :, :] * cum_sp              # [L, D, B] every point a level instance holds
+    legacy_halo = HALO_RULE == "timeloop-2024"
+    if HALO_RULE not in ("timeloop-2024", "timeloop-2025"):
+        raise SpecError(f"unknown HALO_RULE {HALO_RULE!r}", key="a3cs_plugin.hardware.model.engine.HALO_RULE",
+                        expected="'timeloop-2024' or 'timeloop-2025'")
     for s in range(S):
         proj, rel, rw = T.proj[s], T.rel[s], T.rw[s]
         rel_dims = np.nonzero(rel)[0]
         rel_loop = nontrivial & rel[loop_dim]
         next_rel = next_at_levels(rel_loop)
         rel_sp = np.prod(sxy[:, rel_dims, :], axis=1) if len(rel_dims) else np.ones((L, B))
-        cum_rel_sp = np.cumprod(rel_sp, axis=0)       # [L, B]
+        cum_rel_sp = _cumprod0(rel_sp)                 # [L, B] distinct data over the fan-outs
+        nomc = F.no_multicast[:, s]
+        if nomc.any():   # no multicast / spatial reduction: every child's access reaches the parent
+            cum_acc_sp = _cumprod0(np.where(nomc[:, None], sp_lvl, rel_sp))
+        else:
+            cum_acc_sp = cum_rel_sp
         arrivals = np.zeros((L, B))
         distinct = np.zeros((L, B))
         kany = keep[:, s, :].any(axis=1)
@@ -430,9 +486,13 @@ def evaluate_arrays(spec, batch: MappingBatch) -> dict:
             ext = tile_ext[c]
             fp = _footprint(ext, proj)
             util_cap[c, s] = np.where(keep[c, s], fp, 0.0)
-            distinct[c] = _footprint(tot_t * cum_sp[c], proj)
+            distinct[c] = _footprint(dist_ext[c], proj)
             if c + 1 >= L:
                 arrivals[c] = fp
+                continue
+            if F.no_temporal_reuse[c, s]:
+                # no temporal reuse: every iteration of every temporal loop above refetches the tile
+                arrivals[c] = fp * (total_bound / cum_bound[(c + 1) * D - 1])
                 continue
             j = next_rel[c + 1]
             has = j < LD
@@ -442,35 +502,52 @@ def evaluate_arrays(spec, batch: MappingBatch) -> dict:
             jl = loop_lvl[jc]
             stride = (_gather(ext, jd, cols) * _gather(cum_sp.reshape(LD, B), jl * D + jd, cols)
                       / _gather(cum_sp[c], jd, cols))
-            # Timeloop keeps the overlap of consecutive tiles only when the sliding loop is the
-            # innermost non-trivial temporal loop above the level; otherwise every step refetches.
-            innermost = next_nt[c + 1] == j
-            win = np.where(innermost, _sliding_footprint(ext, proj, jd, jb, stride), jb * fp)
+            # halo (overlap of consecutive tiles) kept: see HALO_RULE
+            if legacy_halo:
+                win = np.where(next_nt[c + 1] == j, _sliding_footprint(ext, proj, jd, jb, stride), jb * fp)
+            else:
+                win = _sliding_footprint(ext, proj, jd, jb, stride)
             outer = total_bound / _gather(cum_bound, jc, cols)   # loops outside the sliding loop
             arrivals[c] = np.where(has, win * outer, fp)
         # walk levels bottom-up: child (compute = -1) -> next keeping level above
         child_rel = np.ones(B)                            # cum_rel_sp at the child (1 for compute)
+        child_acc = np.ones(B)                            # cum_acc_sp at the child
         child_arr = cycles_c.copy()                       # compute: one access per compute
-        child_fill = child_arr - _footprint(tot_t, proj) if rw else child_arr
+        child_dist = _footprint(tot_t, proj) if rw else np.zeros(B)
         for p in range(L):
             if not kany[p]:
                 continue
             kp = keep[p, s]
             relsp = cum_rel_sp[p] / child_rel
+            accsp = relsp if cum_acc_sp is cum_rel_sp else cum_acc_sp[p] / child_acc
+            elide = rw and not F.rmw_first_update[p, s]   # first-read elision at this level
             if rw:
-                reads[p, s] = np.where(kp, child_fill * relsp, 0.0)
-                updates[p, s] = np.where(kp, child_arr * relsp, 0.0)
+                if not elide:
+                    r = child_arr * accsp
+                elif accsp is relsp:
+                    r = (child_arr - child_dist) * relsp
+                else:
+                    r = child_arr * accsp - child_dist * relsp
+                reads[p, s] = np.where(kp, r, 0.0)
+                updates[p, s] = np.where(kp, child_arr * accsp, 0.0)
             else:
-                reads[p, s] = np.where(kp, child_arr * relsp, 0.0)
-            own_fill = (arrivals[p] - distinct[p]) if rw else arrivals[p]
+                reads[p, s] = np.where(kp, child_arr * accsp, 0.0)
+            own_fill = (arrivals[p] - distinct[p]) if elide else arrivals[p]
             has_parent = keep[p + 1:, s].any(axis=0) if p + 1 < L else np.zeros(B, dtype=bool)
             fills[p, s] = np.where(kp & has_parent, own_fill, 0.0)
             child_rel = np.where(kp, cum_rel_sp[p], child_rel)
+            if cum_acc_sp is not cum_rel_sp:
+                child_acc = np.where(kp, cum_acc_sp[p], child_acc)
+            else:
+                child_acc = child_rel
             child_arr = np.where(kp, arrivals[p], child_arr)
-            child_fill = np.where(kp, own_fill, child_fill)
+            if rw:
+                child_dist = np.where(kp, distinct[p], child_dist)
 
     cap_used = util_cap.sum(axis=1)                       # [L, B]
     valid &= np.all(cap_used <= T.cap[:, None] + 1e-9, axis=0)
+    if T.min_fill.any():                                  # Timeloop's min_utilization
+        valid &= np.all(cap_used >= T.min_fill[:, None] - 1e-9, axis=0)
 
     # bandwidth throttling (words per cycle per instance)
     rd = reads.sum(axis=1)
@@ -558,6 +635,11 @@ def validate_mapping(spec, mapping) -> None:
             raise MappingError(f"tile of {int(used)} words overflows '{lv.name}'", file=file,
                                key=f"mapping.target={lv.name}",
                                expected=f"at most {int(cap)} words (depth*width/datawidth)")
+        if cap is not None and lv.min_utilization > 0 and used < lv.min_utilization * cap - 1e-9:
+            raise MappingError(f"tiles of {int(used)} words use less of '{lv.name}' than its "
+                               f"min_utilization {lv.min_utilization:g}", file=file,
+                               key=f"mapping.target={lv.name}",
+                               expected=f"at least {lv.min_utilization * cap:g} words")
 
 
 def evaluate_arrays_caponly(spec, batch: MappingBatch) -> np.ndarray:

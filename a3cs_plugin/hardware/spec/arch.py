@@ -65,6 +65,22 @@ class Level:
     fanout_y: int = 1
     # Timeloop v0.4 ``subclass``: the Accelergy class behind a generic ``storage``/``compute`` class
     subclass: str | None = None
+    # v0.4 ``!Parallel`` membership (None outside one).  A Parallel's branches are flattened into
+    # consecutive levels, as Timeloop's front end does; ``parallel_group`` / ``parallel_branch``
+    # name the first component of the (innermost) Parallel / of this level's branch.
+    parallel_group: str | None = None
+    parallel_branch: str | None = None
+    # data spaces this level's branch keeps (intersected over nested Parallels); Timeloop's rule:
+    # a component in a branch bypasses every data space its branch does not keep
+    branch_keep: frozenset | None = None
+    # data spaces kept by any branch of the group (``!Nothing`` branches included)
+    group_keep: frozenset | None = None
+
+    def branch_bypass(self, data_spaces) -> set:
+        """Data spaces of ``data_spaces`` this level bypasses because of its ``!Parallel`` branch."""
+        if self.branch_keep is None:
+            return set()
+        return {d for d in data_spaces if d not in self.branch_keep}
 
     @property
     def energy_class(self) -> str:
@@ -137,6 +153,12 @@ class Level:
             return None
         mb = float(self._attr("multiple_buffering", "multiple-buffering", default=1) or 1)
         return s / mb
+
+    @property
+    def min_utilization(self) -> float:
+        """Timeloop's ``min_utilization``: the kept tiles must fill at least this fraction of the
+        effective capacity (0 = no bound; only checked where the size is given)."""
+        return float(self._attr("min_utilization", "min-utilization", default=0.0) or 0.0)
 
     @property
     def read_bandwidth(self) -> float | None:
@@ -215,28 +237,58 @@ def _parse_v04(arch: dict, file: str, variables: dict) -> Architecture:
     if not isinstance(nodes, list) or not nodes:
         raise SpecError("architecture v0.4 needs a non-empty 'nodes' list", file=file,
                         key="architecture.nodes")
-    flat: list[tuple[dict, bool, str]] = []
+    flat: list[tuple[dict, bool, str, dict | None]] = []
 
-    def walk(items, parallel, path):
-        for i, n in enumerate(items):
+    def walk(items, parallel, path, branch, start=0):
+        for i, n in enumerate(items, start):
             p = f"{path}[{i}]"
             if not isinstance(n, dict):
                 raise SpecError("architecture node must be a mapping", file=file, key=p)
             tag = getattr(n, "tag", None)
-            if tag in ("Parallel", "Hierarchical", "Pipelined") or ("nodes" in n and "name" not in n):
-                walk(n.get("nodes") or [], tag == "Parallel", p + ".nodes")
+            if tag == "Parallel":
+                _walk_parallel(n, p, branch)
+            elif tag in ("Hierarchical", "Pipelined") or ("nodes" in n and "name" not in n):
+                walk(n.get("nodes") or [], False, p + ".nodes", branch)
             elif tag == "Nothing":
                 continue
             else:
-                flat.append((n, parallel, p))
+                if parallel and (tag == "Container" or "class" not in n):
+                    raise SpecError("a Container directly inside a !Parallel is not supported (as in "
+                                    "Timeloop)", file=file, key=p,
+                                    expected="components or !Hierarchical branches")
+                if parallel and _fanout(n) > 1:
+                    raise SpecError("a component with a spatial fan-out inside a !Parallel is not "
+                                    "supported (as in Timeloop)", file=file, key=p + ".spatial",
+                                    expected="the fan-out on a Container above the !Parallel")
+                flat.append((n, parallel, p, branch))
 
-    walk(nodes, False, "architecture.nodes")
+    def _walk_parallel(node, path, outer):
+        branches = [b for b in (node.get("nodes") or [])]
+        keeps = [_kept_dataspaces(b) for b in branches]
+        for i in range(len(keeps)):
+            for j in range(i + 1, len(keeps)):
+                shared = keeps[i] & keeps[j]
+                if shared:
+                    raise SpecError(f"data space {sorted(shared)[0]} is kept in two branches of a "
+                                    f"!Parallel", file=file, key=f"{path}.nodes[{j}]",
+                                    expected="each data space kept in at most one branch")
+        names = [_first_component(b) for b in branches]
+        group = next((nm for nm in names if nm), None)
+        group_keep = frozenset().union(*keeps) if keeps else frozenset()
+        if outer is not None:
+            group_keep = group_keep & outer["keep"]
+        for i, b in enumerate(branches):
+            keep = keeps[i] if outer is None else keeps[i] & outer["keep"]
+            info = {"group": group, "branch": names[i], "keep": frozenset(keep), "group_keep": group_keep}
+            walk([b], True, f"{path}.nodes", info, start=i)
+
+    walk(nodes, False, "architecture.nodes", None)
     mesh_x = mesh_y = 1
     inherited = dict(variables)
     top_name, top_attrs = "system", {}
     levels: list[Level] = []
     first = True
-    for node, _parallel, path in flat:
+    for node, _parallel, path, branch in flat:
         tag = getattr(node, "tag", None)
         name = node.get("name")
         if not name:
@@ -282,8 +334,52 @@ def _parse_v04(arch: dict, file: str, variables: dict) -> Architecture:
         lv = Level(name=str(name), cls=cls, attributes=attrs, instances=mesh_x * mesh_y,
                    meshX=mesh_x, meshY=mesh_y, subclass=None if sub is None else str(sub),
                    constraints=_node_constraints(node, exclude=("spatial",) if fx * fy > 1 else ()))
+        if branch is not None:
+            lv.parallel_group, lv.parallel_branch = branch["group"], branch["branch"]
+            lv.branch_keep, lv.group_keep = branch["keep"], branch["group_keep"]
         levels.append(lv)
     return _finish(levels, top_name, top_attrs, file, "0.4")
+
+
+def _fanout(node: dict) -> int:
+    sp = node.get("spatial") or {}
+    if not isinstance(sp, dict):
+        return 1
+    try:
+        return int(sp.get("meshX", 1)) * int(sp.get("meshY", 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _kept_dataspaces(node) -> frozenset:
+    """Data spaces a ``dataspace: {keep: ...}`` constraint keeps anywhere in ``node`` (a branch)."""
+    out: set = set()
+    if not isinstance(node, dict):
+        return frozenset()
+    cons = node.get("constraints")
+    if isinstance(cons, dict):
+        for key in ("dataspace", "datatype", "bypass", "bypassing"):
+            body = cons.get(key)
+            if isinstance(body, dict):
+                k = body.get("keep") or []
+                out.update([k] if isinstance(k, str) else [str(x) for x in k])
+    for child in node.get("nodes") or []:
+        out |= _kept_dataspaces(child)
+    return frozenset(out)
+
+
+def _first_component(node) -> str | None:
+    if not isinstance(node, dict):
+        return None
+    if getattr(node, "tag", None) == "Nothing":
+        return None
+    if isinstance(node.get("nodes"), list) and "name" not in node:
+        for child in node["nodes"]:
+            nm = _first_component(child)
+            if nm:
+                return nm
+        return None
+    return None if node.get("name") is None else str(node.get("name"))
 
 
 def _node_constraints(node: dict, only=None, exclude=(), target=None) -> list:
@@ -379,7 +475,35 @@ def dump_architecture(arch: Architecture) -> dict:
     from .yamlio import TaggedNode
     nodes = [TaggedNode("Container", {"name": arch.name.removesuffix("_top_level"),
                                       "attributes": dict(arch.attributes)})]
+    group: list = []      # (branch name, [components]) of the !Parallel being collected
+    group_of = None
+
+    def flush():
+        nonlocal group, group_of
+        if group_of is None:
+            return
+        branches = [comps[0] if len(comps) == 1 else TaggedNode("Hierarchical", {"nodes": comps})
+                    for _, comps in group]
+        covered = frozenset().union(*(lv.branch_keep or frozenset() for lv in members))
+        rest = (members[0].group_keep or frozenset()) - covered
+        if rest:   # data spaces only a !Nothing branch keeps
+            branches.append(TaggedNode("Nothing", {"constraints": {"dataspace": {"keep": sorted(rest)}}}))
+        nodes.append(TaggedNode("Parallel", {"nodes": branches}))
+        group, group_of = [], None
+
+    members: list = []
     for lv in reversed(arch.levels):
+        if lv.parallel_group is not None:
+            if lv.parallel_group != group_of:
+                flush()
+                group_of, members = lv.parallel_group, []
+            members.append(lv)
+            if group and group[-1][0] == lv.parallel_branch:
+                group[-1][1].append(_dump_component(lv))
+            else:
+                group.append((lv.parallel_branch, [_dump_component(lv)]))
+            continue
+        flush()
         if lv.is_dummy and lv.name.startswith("inter_") and lv.name.endswith("_spatial"):
             c = TaggedNode("Container", {"name": lv.name[len("inter_"):-len("_spatial")],
                                          "spatial": {"meshX": lv.fanout_x, "meshY": lv.fanout_y}})
@@ -389,6 +513,7 @@ def dump_architecture(arch: Architecture) -> dict:
             nodes.append(c)
             continue
         nodes.append(_dump_component(lv))
+    flush()
     nodes.append(_dump_component(arch.compute))
     return {"version": 0.4, "nodes": nodes}
 

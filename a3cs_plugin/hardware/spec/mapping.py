@@ -22,6 +22,8 @@ class LevelMapping:
     split: int | None = None
     keep: set | None = None
     bypass: set | None = None
+    # model flags (see :mod:`a3cs_plugin.hardware.spec.constraints`): flag -> data-space names
+    flags: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -87,6 +89,18 @@ def parse_permutation(value: Any, dims: list, file: str, key: str) -> list:
     return toks
 
 
+# directive type -> (key, model flag) pairs (Timeloop's mapping parser reads these)
+_FLAG_OF = {
+    "temporal": (("no_reuse", "no_temporal_reuse"), ("no_temporal_reuse", "no_temporal_reuse"),
+                 ("rmw_first_update", "rmw_first_update")),
+    "spatial": (("no_reuse", "no_multicast"), ("no_multicast_no_reduction", "no_multicast"),
+                ("no_link_transfer", "no_link_transfer")),
+    "dataspace": (("no_coalesce", "no_coalesce"),),
+    "datatype": (("no_coalesce", "no_coalesce"),),
+    "bypass": (("no_coalesce", "no_coalesce"),),
+}
+
+
 def parse_mapping(directives: Any, dims: list, ds_names: list, file: str = "<dict>",
                   section: str = "mapping") -> Mapping:
     """Parse a Timeloop mapping list. Target names are checked later against the architecture."""
@@ -103,7 +117,8 @@ def parse_mapping(directives: Any, dims: list, ds_names: list, file: str = "<dic
         unknown = set(d) - {"target", "type", "factors", "permutation", "split", "keep", "bypass",
                             "no_coalesce", "rmw_first_update", "max_overbooked_proportion",
                             "min_parallelism", "default_max_factor", "default_min_factor",
-                            "no_reuse", "no_link_transfer", "no_multicast_no_reduction"}
+                            "no_reuse", "no_link_transfer", "no_multicast_no_reduction",
+                            "no_temporal_reuse"}
         if unknown:
             raise MappingError("unknown directive key", file=file, key=f"{key}.{sorted(unknown)[0]}",
                                expected="target, type, factors, permutation, split, keep, bypass")
@@ -115,6 +130,17 @@ def parse_mapping(directives: Any, dims: list, ds_names: list, file: str = "<dic
             raise MappingError("unknown directive type", file=file, key=key + ".type",
                                expected="|".join(DIRECTIVE_TYPES), got=typ)
         lm = m.level(str(target))
+        for kk, flag in _FLAG_OF.get(typ, ()):
+            vals = d.get(kk)
+            if vals is None:
+                continue
+            vals = [vals] if isinstance(vals, str) else list(vals)
+            for v in vals:
+                if v not in ds_names:
+                    raise MappingError(f"unknown data space in {kk}", file=file, key=f"{key}.{kk}",
+                                       expected="one of " + ", ".join(ds_names), got=v)
+            if vals:
+                lm.flags[flag] = lm.flags.get(flag, set()) | set(vals)
         if typ in ("temporal", "spatial"):
             f = parse_factors(d.get("factors"), file, key + ".factors")
             for dim in f:
@@ -147,8 +173,18 @@ def parse_mapping(directives: Any, dims: list, ds_names: list, file: str = "<dic
 def dump_mapping(spec, mapping: Mapping | None = None) -> list:
     """Timeloop v0.4 mapping list (outermost level first) of a fully resolved mapping."""
     from a3cs_plugin.hardware.model.engine import resolve_mapping
-    r = resolve_mapping(spec, mapping if mapping is not None else spec.mapping)
-    return resolved_to_list(spec, r)
+    m = mapping if mapping is not None else spec.mapping
+    out = resolved_to_list(spec, resolve_mapping(spec, m))
+    keys = {"no_temporal_reuse": ("temporal", "no_temporal_reuse"),
+            "rmw_first_update": ("temporal", "rmw_first_update"),
+            "no_multicast": ("spatial", "no_reuse"), "no_link_transfer": ("spatial", "no_link_transfer")}
+    for e in out:
+        lm = m.levels.get(e["target"]) if m is not None else None
+        for flag, vals in (lm.flags.items() if lm is not None else ()):
+            typ, key = keys.get(flag, (None, None))
+            if typ == e["type"]:
+                e[key] = sorted(vals)
+    return out
 
 
 def resolved_to_list(spec, r) -> list:
@@ -197,6 +233,8 @@ def check_targets(mapping: Mapping, arch, file: str) -> Mapping:
             for f in ("temporal", "temporal_perm", "spatial", "spatial_perm", "split", "keep", "bypass"):
                 if getattr(lm, f) is not None:
                     setattr(cur, f, getattr(lm, f))
+            for flag, vals in lm.flags.items():
+                cur.flags[flag] = cur.flags.get(flag, set()) | set(vals)
         else:
             out.levels[name] = lm
     return out

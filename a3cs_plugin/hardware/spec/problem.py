@@ -1,6 +1,7 @@
 """Timeloop v0.4 problems: shape (dimensions, data spaces, projections, coefficients) + instance."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,14 +96,19 @@ def parse_problem(prob: Any, file: str = "<dict>") -> Problem:
     for k, v in instance.items():
         if k in coefs:
             coefs[k] = v
-    # extra instance keys (e.g. H, W, Hpad in Timeloop's conv examples) are plain variables
+    # Timeloop reads only the dimensions, the coefficients and the densities from ``instance``
+    # and ignores any other key (e.g. H, W, Hpad in its conv examples) without a warning; its v0.4
+    # front end requires every instance value to be an integer.
     for k, v in instance.items():
-        if k not in dims and k != "densities" and not isinstance(v, (int, float)):
-            raise SpecError("instance entry is neither a dimension nor a number", file=file,
-                            key=f"problem.instance.{k}", expected="dimensions " + ", ".join(dims))
+        if k in _DENSITY_KEYS:
+            _check_dense(k, v, file)
+            continue
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+            raise SpecError("instance value is not an integer", file=file, key=f"problem.instance.{k}",
+                            expected="an integer (dimension size, coefficient or other variable)", got=v)
     for d in dims:
         v = instance.get(d)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
             raise SpecError("dimension size missing or not a positive integer", file=file,
                             key=f"problem.instance.{d}", expected="an integer >= 1", got=v)
     spaces = []
@@ -151,9 +157,29 @@ def parse_problem(prob: Any, file: str = "<dict>") -> Problem:
         spaces.append(DataSpace(name=str(ds["name"]), projection=proj,
                                 read_write=bool(ds.get("read_write", ds.get("read-write", False))),
                                 raw_projection=raw))
-    inst = {k: v for k, v in instance.items() if k != "densities"}
+    inst = {k: v for k, v in instance.items() if k not in _DENSITY_KEYS}
     return Problem(name=str(shape.get("name", "problem")), dimensions=list(dims),
                    data_spaces=spaces, instance=inst, coefficients=coefs, source=file)
+
+
+_DENSITY_KEYS = ("densities", "commonDensity")
+
+
+def _is_dense(v) -> bool:
+    if isinstance(v, dict):
+        dist = str(v.get("distribution", "fixed_structured"))
+        return dist == "fixed_structured" and _is_dense(v.get("density", 1.0))
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and float(v) == 1.0
+
+
+def _check_dense(key: str, value, file: str) -> None:
+    """Densities are accepted when they describe dense tensors (the model is dense-only)."""
+    items = value.items() if key == "densities" and isinstance(value, dict) else [(None, value)]
+    for ds, v in items:
+        if not _is_dense(v):
+            where = f"problem.instance.{key}" + (f".{ds}" if ds is not None else "")
+            raise SpecError("sparse tensors (density < 1) are not supported by the dense model",
+                            file=file, key=where, expected="density 1.0 or no densities", got=v)
 
 
 def _as_rank_list(raw: list) -> list:

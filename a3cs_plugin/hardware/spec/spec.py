@@ -1,6 +1,7 @@
 """The :class:`Spec` object, ``load_spec`` and ``dump_spec``."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import yaml
 from a3cs_plugin.errors import SpecError
 
 from .arch import Architecture, dump_architecture, parse_architecture
+from .constraints import model_flags
 from .energy import EnergyTable, parse_art, parse_ert
 from .mapping import Mapping, check_targets, parse_mapping
 from .problem import Problem, parse_problem
@@ -71,6 +73,7 @@ def load_spec(paths, ert=None, art=None) -> Spec:
     arch = parse_architecture(merged["architecture"], origin["architecture"], variables)
     problem = parse_problem(merged["problem"], origin["problem"])
     dims, dsn = problem.dimensions, problem.ds_names
+    _check_parallel(arch, dsn, origin["architecture"])
     mapping = None
     if merged.get("mapping"):
         mapping = parse_mapping(merged["mapping"], dims, dsn, origin["mapping"])
@@ -103,10 +106,34 @@ def load_spec(paths, ert=None, art=None) -> Spec:
                 mapper=mapper if isinstance(mapper, dict) else {}, variables=variables,
                 components=comps if isinstance(comps, dict) else {"classes": comps}, ert=table,
                 sources=origin)
+    model_flags(spec)   # unsupported / malformed model-side constraint settings fail here
     if mapping is not None:
         from a3cs_plugin.hardware.model.engine import validate_mapping
         validate_mapping(spec, mapping)
     return spec
+
+
+def _check_parallel(arch: Architecture, ds_names: list, file: str) -> None:
+    """Timeloop's front end rejects a ``!Parallel`` whose branches leave a data space unkept; we
+    warn (each branch still bypasses what it does not keep) and reject unknown data-space names."""
+    seen = set()
+    for lv in arch.levels:
+        if lv.parallel_group is None:
+            continue
+        unknown = sorted((lv.group_keep or frozenset()) - set(ds_names))
+        if unknown:
+            raise SpecError(f"!Parallel branch keeps unknown data space '{unknown[0]}'", file=file,
+                            key=f"architecture.{lv.name}.constraints.dataspace.keep",
+                            expected="one of " + ", ".join(ds_names))
+        if lv.parallel_group in seen:
+            continue
+        seen.add(lv.parallel_group)
+        missing = [d for d in ds_names if d not in (lv.group_keep or frozenset())]
+        if missing:
+            warnings.warn(f"{file}: no branch of the !Parallel holding '{lv.parallel_group}' keeps "
+                          f"{', '.join(missing)}; Timeloop's front end rejects this (add a "
+                          f"'!Nothing {{constraints: {{dataspace: {{keep: [{', '.join(missing)}]}}}}}}' "
+                          f"branch); every branch bypasses it here", stacklevel=3)
 
 
 def _plain(obj: Any) -> Any:

@@ -25,6 +25,9 @@ $(STAMP): setup.cfg pyproject.toml | $(PY)
 	$(PIP) install -q --upgrade "pip>=23" "setuptools>=61,<81" wheel
 	$(PIP) install -q $(FIND_LINKS) torch==2.13.0
 	$(PIP) install -q $(FIND_LINKS) -e ".[dev]"
+	@# setuptools leaves a build-time egg-info in the tree; it would shadow the installed metadata
+	@# (entry points) for anything run from the repository root.
+	rm -rf a3cs.egg-info
 	touch $(STAMP)
 
 venv install: $(STAMP)

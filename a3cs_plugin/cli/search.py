@@ -1,0 +1,131 @@
+"""``a3cs search``, ``a3cs retrain`` and ``a3cs run-example``."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from a3cs_plugin.errors import ConfigError
+
+EXAMPLE = "quick_pong"
+
+#: The quick example, embedded so that an installed package runs it without the source tree
+#: (kept equal to examples/quick_pong.yaml by the tests).
+QUICK_PONG_YAML = """\
+# Default co-search example (`make run` / `a3cs run-example`): about 5 minutes on 2 idle CPU cores,
+# including re-costing the derived agent and the teacher with the mapper.
+game: Pong
+teacher: Pong              # shipped teacher (a3cs_plugin/teachers/pong.pt): distillation source
+frames: 32768              # emulator frames of all search rollouts (32 updates of 8 envs x 32 steps)
+mode: one-level            # one-level | bi-level | direct-nas
+algo: ppo
+hp: {num_envs: 8, num_steps: 32, num_minibatches: 1, lr: 0.00025}
+seed: 1
+threads: 1                 # torch threads (1 is fastest on a busy 2-core machine)
+hardware:
+  template: eyeriss_like
+  cost_model: surrogate
+  metric: edp              # latency | energy | edp of one inference of the whole agent
+  lambda: 0.5
+  fps_target: null         # e.g. 2000 (band +-10%) or [1500, 2500]: adapts lambda
+  area_budget_mm2: null
+  recost_time_limit: 1.0   # mapper seconds per distinct layer
+search:
+  num_cells: 14
+  supernet: single-path    # one Gumbel-sampled op per cell per forward
+  arc_lr: 0.01
+  tau_init: 5.0
+  tau_min: 0.5
+  distill_actor: 1.0
+  distill_critic: 0.5
+  epochs: 4                # checkpoints: one per epoch (--resume continues from the last)
+eval:
+  episodes: 2
+  teacher: true
+"""
+
+
+def _example_path(name: str) -> Path:
+    """``examples/<name>.yaml`` of the source tree, or the copy shipped inside the package."""
+    root = Path(__file__).resolve().parents[2]
+    for cand in (root / "examples" / f"{name}.yaml",
+                 Path(__file__).resolve().parents[1] / "data" / "examples" / f"{name}.yaml"):
+        if cand.is_file():
+            return cand
+    raise ConfigError(f"example '{name}' not found", file=str(root / "examples" / f"{name}.yaml"),
+                      expected="the examples/ folder of the a3cs source tree")
+
+
+def cmd_search(args) -> int:
+    from a3cs_plugin.strategy.config import load_config
+    from a3cs_plugin.strategy.driver import run_seeds
+
+    cfg = load_config(args.config)
+    if args.frames is not None:
+        from a3cs_plugin.cli.rl import parse_frames
+        cfg.frames = parse_frames(args.frames)
+    report = run_seeds(cfg, args.out, resume=args.resume, recost=not args.no_recost)
+    d = report["derived"]
+    print(f"derived: score {_f(d.get('score'))}, {_f(d.get('fps'))} FPS, {_f(d.get('energy_mJ'))} mJ, "
+          f"{_f(d.get('area_mm2'))} mm^2 -> {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def _f(v) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+def cmd_retrain(args) -> int:
+    from a3cs_plugin.cli.rl import parse_frames
+    from a3cs_plugin.strategy.retrain import retrain
+
+    report = retrain(args.run_dir, parse_frames(args.frames), episodes=args.episodes)
+    print(f"retrained {report['frames']} frames: score {report['score']:.2f} +- {report['score_std']:.2f} "
+          f"over {report['episodes']} episodes -> {Path(args.run_dir) / 'retrain' / 'report.json'}")
+    return 0
+
+
+def cmd_run_example(args) -> int:
+    import yaml
+
+    from a3cs_plugin.strategy.config import load_config, parse_config
+    from a3cs_plugin.strategy.driver import run_search
+
+    out = Path(args.out or f"runs/{args.example}")
+    if args.example == EXAMPLE:
+        path = "<embedded quick_pong.yaml>"
+        cfg = parse_config(yaml.safe_load(QUICK_PONG_YAML), path)
+    else:
+        path = _example_path(args.example)
+        cfg = load_config(path)
+    print(f"a3cs run-example: {path} -> {out}", file=sys.stderr, flush=True)
+    resume = (out / "checkpoints" / "last.ckpt").exists()
+    report = run_search(cfg, out, resume=resume)
+    d, t = report["derived"], report.get("teacher") or {}
+    print(f"derived agent : score {_f(d.get('score'))}, {_f(d.get('fps'))} FPS, "
+          f"{_f(d.get('energy_mJ'))} mJ/inference, {_f(d.get('latency_ms'))} ms, {_f(d.get('area_mm2'))} mm^2")
+    if t:
+        print(f"teacher       : score {_f(t.get('score'))}, {_f(t.get('fps'))} FPS, "
+              f"{_f(t.get('energy_mJ'))} mJ/inference, {_f(t.get('latency_ms'))} ms")
+    print(f"report: {(out / 'report.md').resolve()}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("search", help="co-search a DRL agent and its accelerator (A3C-S)")
+    p.add_argument("config", help="run configuration YAML (see examples/quick_pong.yaml)")
+    p.add_argument("--out", required=True, help="run directory (arch.json, accelerator.yaml, report.*)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--frames", help="override the frame budget (e.g. 200k)")
+    p.add_argument("--no-recost", action="store_true", help="skip the mapper re-costing")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("retrain", help="train a searched agent from scratch and evaluate it")
+    p.add_argument("run_dir", help="directory of a finished `a3cs search`")
+    p.add_argument("--frames", required=True, help="training frames (e.g. 2M)")
+    p.add_argument("--episodes", type=int, default=30, help="evaluation episodes (default 30)")
+    p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("run-example", help="run the default quick co-search example")
+    p.add_argument("--example", default=EXAMPLE, help=f"example name in examples/ (default {EXAMPLE})")
+    p.add_argument("--out", help="run directory (default runs/<example>)")
+    p.set_defaults(func=cmd_run_example)

@@ -1,0 +1,81 @@
+"""Built-in cost-model plugin ``surrogate``: the fitted differentiable surrogate of a template.
+
+Wraps :class:`a3cs_plugin.hardware.surrogate.Surrogate` (fitted on mapper labels) and
+:class:`a3cs_plugin.hardware.space.DesignSpace` (the categorical parameters that beta searches).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from a3cs_plugin.errors import ConfigError
+from a3cs_plugin.strategy.cost import CostModel
+
+
+def _problem_and_count(p: Any) -> tuple[Mapping, int]:
+    if hasattr(p, "problem"):                       # hardware.workload.LayerProblem
+        return p.problem, int(getattr(p, "count", 1))
+    if isinstance(p, Mapping):
+        return p, int(p.get("count", 1)) if "problem" in p and "count" in p else 1
+    raise ConfigError("layer problem of unknown type", key="problems",
+                      expected="LayerProblem or Timeloop problem dict", got=type(p).__name__)
+
+
+class SurrogateCostModel(CostModel):
+    """Cost model backed by the template's fitted surrogate (``Surrogate.load(template)``)."""
+
+    def __init__(self, template: str, surrogate: Any = None, design_space: Any = None):
+        super().__init__()
+        from a3cs_plugin.hardware.space import DesignSpace
+        self.template = str(template)
+        self.space = design_space if design_space is not None else DesignSpace.from_template(template)
+        if surrogate is None:
+            try:
+                from a3cs_plugin.hardware.surrogate import Surrogate
+            except ImportError as exc:
+                raise ConfigError(f"no surrogate available for template '{template}' ({exc})",
+                                  key="cost_model", expected="a fitted surrogate (a3cs_plugin.hardware.surrogate)")
+            surrogate = Surrogate.load(template)
+        self.surrogate = surrogate
+        if isinstance(surrogate, torch.nn.Module):
+            for p in surrogate.parameters():
+                p.requires_grad_(False)
+        self.clock_hz = float(self.space.clock_hz())
+
+    @classmethod
+    def from_template(cls, template: str, **options: Any) -> "SurrogateCostModel":
+        """Entry-point factory (``a3cs.cost_models: surrogate``)."""
+        return cls(template, **options)
+
+    def accelerator_params(self) -> dict[str, list[Any]]:
+        names = getattr(self.surrogate, "param_names", None)
+        if names is not None:
+            return {n: list(c) for n, c in zip(names, self.surrogate.param_choices)}
+        return {name: list(p.choices) for name, p in self.space.parameters.items()}
+
+    def featurize(self, problems: Sequence[Any]) -> torch.Tensor:
+        from a3cs_plugin.hardware.surrogate.features import layer_features
+        rows = []
+        for p in problems:
+            prob, count = _problem_and_count(p)
+            rows.append(np.append(layer_features(prob), float(count)))
+        return torch.tensor(np.stack(rows), dtype=torch.float32)
+
+    def layer_costs(self, feats, accel_probs):
+        counts = feats[:, -1]
+        probs = {n: accel_probs[n] for n in self.accelerator_params()}
+        energy, cycles = self.surrogate.predict(feats[:, :-1], probs)
+        return energy.reshape(-1) * counts, cycles.reshape(-1) * counts
+
+    def area_mm2(self, accel_probs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+        if hasattr(self.surrogate, "area_mm2"):
+            return self.surrogate.area_mm2(dict(accel_probs)).reshape(())
+        point = self.point({n: int(torch.as_tensor(p).argmax()) for n, p in accel_probs.items()})
+        return torch.tensor(float(self.space.area(point)))
+
+    def cycle_seconds(self, accel_probs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if hasattr(self.surrogate, "cycle_seconds"):
+            return self.surrogate.cycle_seconds(dict(accel_probs)).reshape(())
+        return super().cycle_seconds(accel_probs)

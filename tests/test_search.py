@@ -1,0 +1,216 @@
+"""`a3cs search` end to end (tiny config), configs, derive, and kill/--resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from a3cs_plugin.cli.main import main
+from a3cs_plugin.errors import ConfigError
+from a3cs_plugin.strategy.config import load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+torch.set_num_threads(1)
+
+
+def _surrogate_available(template: str) -> bool:
+    try:
+        from a3cs_plugin.hardware.surrogate import Surrogate
+        Surrogate.load(template)
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def tiny_config(tmp_path, monkeypatch):
+    """examples/tiny_pong.yaml with a teacher file when none is shipped, and the template stand-in
+    cost model (a plugin installed through a dist-info) when no fitted surrogate is shipped."""
+    cfg = yaml.safe_load((EXAMPLES / "tiny_pong.yaml").read_text())
+    from a3cs_plugin.rl.teacher import shipped_teachers
+    if "pong" not in [t.lower() for t in shipped_teachers()]:
+        from a3cs_plugin.agents.zoo import build_agent
+        from a3cs_plugin.rl.checkpoint import agent_file
+        torch.manual_seed(0)
+        torch.save(agent_file(build_agent("nature_cnn", 6), agent="nature_cnn", game="Pong", num_actions=6,
+                              frames=0), tmp_path / "teacher.pt")
+        cfg["teacher"] = str(tmp_path / "teacher.pt")
+    plug = tmp_path / "plug"
+    if not _surrogate_available(cfg["hardware"]["template"]):
+        dist = plug / "tableplug-0.1.dist-info"
+        dist.mkdir(parents=True)
+        (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tableplug\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text(
+            "[a3cs.cost_models]\ntemplate_table = test_strategy_standins:TemplateTableCostModel.factory\n")
+        monkeypatch.syspath_prepend(str(plug))
+        cfg["hardware"]["cost_model"] = "template_table"
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path, plug
+
+
+def test_example_configs_parse_and_embedded_quick_config_matches():
+    from a3cs_plugin.cli.search import QUICK_PONG_YAML
+    quick = load_config(EXAMPLES / "quick_pong.yaml")
+    assert parse_config(yaml.safe_load(QUICK_PONG_YAML)) == quick
+    assert quick.search.num_cells == 14 and quick.search.supernet == "single-path"
+    assert quick.updates() == 32768 // (8 * 32 * 4) == 32
+    tiny = load_config(EXAMPLES / "tiny_pong.yaml")
+    assert tiny.updates() == 6
+    trial = load_config(EXAMPLES / "nni" / "trial_pong.yaml")
+    assert trial.updates() == 2
+    bi = parse_config({"mode": "bi-level", "frames": 4096, "hp": {"num_envs": 2, "num_steps": 64}})
+    assert bi.updates() == 4                           # two rollouts per bi-level update
+    assert parse_config({"hardware": {"fps_target": 1000}}).hardware.fps_target == [900.0, 1100.0]
+
+
+@pytest.mark.parametrize("doc, key", [
+    ({"mode": "tri-level"}, "mode"),
+    ({"hardware": {"lambda": -1}}, "hardware.lambda"),
+    ({"hardware": {"fps_target": [5, 1]}}, "hardware.fps_target"),
+    ({"search": {"tau_init": 0.1, "tau_min": 1.0}}, "search"),
+    ({"gmae": "Pong"}, "gmae"),
+])
+def test_bad_config_is_one_line_config_error(doc, key):
+    with pytest.raises(ConfigError) as err:
+        parse_config(doc, "run.yaml")
+    msg = err.value.message
+    assert msg.startswith("run.yaml: ") and f"key '{key}'" in msg and "\n" not in msg
+
+
+def test_cli_reports_bad_config_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("game: Pong\nhardware: {metric: power}\n")
+    assert main(["search", str(bad), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "hardware.metric" in err and str(bad) in err
+
+
+def test_search_cli_end_to_end(tiny_config, tmp_path, capsys):
+    cfg_path, _ = tiny_config
+    out = tmp_path / "run"
+    assert main(["search", str(cfg_path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "report.md" in printed
+    for name in ("arch.json", "accelerator.yaml", "report.json", "report.md", "history.json", "config.yaml",
+                 "alpha.png", "beta.png", "cost.png", "score.png", "checkpoints/last.ckpt"):
+        assert (out / name).is_file(), name
+    assert any((out / "tb").rglob("events.out.tfevents.*"))
+    arch = json.loads((out / "arch.json").read_text())
+    assert sorted(arch) == ["cell_00", "cell_01", "cell_02"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["arch"] == arch
+    for who in ("derived", "teacher"):
+        r = report[who]
+        for key in ("fps", "energy_mJ", "latency_ms", "area_mm2"):
+            assert r[key] is not None and r[key] > 0, (who, key)
+        assert r["fps"] == pytest.approx(1e3 / r["latency_ms"], rel=1e-6)
+    assert -21 <= report["derived"]["score"] <= 21
+    # the teacher (a Nature-CNN) costs more per inference than the 3-cell derived agent
+    assert report["teacher"]["energy_mJ"] > report["derived"]["energy_mJ"]
+    mappings = sorted(p.name for p in (out / "mappings").iterdir())
+    assert any(n.startswith("derived_") for n in mappings) and any(n.startswith("teacher_") for n in mappings)
+    # accelerator.yaml is the argmax of beta rendered from the template
+    spec = (out / "accelerator.yaml").read_text()
+    point = json.loads(spec.splitlines()[1].split("point: ", 1)[1])
+    assert point == report["accelerator"]
+    hist = json.loads((out / "history.json").read_text())
+    assert len(hist) == report["search"]["updates"] == 6
+    assert report["search"]["frames"] == 6 * 2 * 64 * 4
+    md = (out / "report.md").read_text()
+    assert "| derived |" in md and "| teacher |" in md
+    # running again into the same directory without --resume is refused, and so is --resume with
+    # a different configuration
+    assert main(["search", str(cfg_path), "--out", str(out)]) == 2
+    changed = yaml.safe_load(cfg_path.read_text())
+    changed["hardware"]["lambda"] = 0.25
+    changed_path = tmp_path / "changed.yaml"
+    changed_path.write_text(yaml.safe_dump(changed))
+    assert main(["search", str(changed_path), "--out", str(out), "--resume"]) == 2
+    assert "differs" in capsys.readouterr().err
+    # a3cs retrain: fresh weights for arch.json, short PPO + distillation, evaluation
+    assert main(["retrain", str(out), "--frames", "512", "--episodes", "1"]) == 0
+    rr = json.loads((out / "retrain" / "report.json").read_text())
+    assert rr["arch"] == arch and rr["frames"] == 512 and rr["distillation"] is True
+    assert rr["episodes"] == 1 and -21 <= rr["score"] <= 21
+    assert (out / "retrain" / "agent.pt").is_file()
+
+
+def test_project_to_budget_on_real_template():
+    from a3cs_plugin.hardware.space import DesignSpace
+    from a3cs_plugin.strategy.derive import project_to_budget
+
+    space = DesignSpace.from_template("eyeriss_like")
+    probs = {n: {str(c): (0.9 if c == p.choices[-1] else 0.1 / (len(p.choices) - 1)) for c in p.choices}
+             for n, p in space.parameters.items()}
+    big, projected = project_to_budget(space, probs, None)
+    assert not projected and all(big[n] == p.choices[-1] for n, p in space.parameters.items())
+    budget = 0.5 * space.area(big)
+    point, projected = project_to_budget(space, probs, budget)
+    assert projected and space.area(point) <= budget
+    # it changed as few high-probability choices as needed: all but one parameter keep their argmax
+    assert sum(point[n] != big[n] for n in big) == 1
+    with pytest.raises(ConfigError, match="area budget"):
+        project_to_budget(space, probs, 1e-6, max_points=50)
+
+
+@pytest.mark.slow
+def test_search_killed_then_resumed_continues(tiny_config, tmp_path):
+    cfg_path, plug = tiny_config
+    out = tmp_path / "run"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(plug), str(ROOT / "tests"), str(ROOT)])
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.Popen([sys.executable, "-m", "a3cs_plugin.cli.main", "search", str(cfg_path),
+                             "--out", str(out), "--no-recost"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not (out / "checkpoints" / "last.ckpt").exists():
+            assert proc.poll() is None, "search ended before its first checkpoint"
+            time.sleep(0.5)
+        time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not (out / "report.json").exists()
+    assert main(["search", str(cfg_path), "--out", str(out), "--resume", "--no-recost"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    s = report["search"]
+    assert 0 < s["resumed_from_update"] < 6
+    assert s["resumed_from_frames"] == s["resumed_from_update"] * 2 * 64 * 4
+    assert s["frames"] == 6 * 2 * 64 * 4
+    hist = json.loads((out / "history.json").read_text())
+    assert [h["step"] for h in hist] == sorted({h["step"] for h in hist}) and len(hist) == 6
+
+
+@pytest.mark.slow
+def test_multi_seed_search_keeps_the_best(tiny_config, tmp_path):
+    cfg_path, _ = tiny_config
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg.update(seeds=[1, 2], frames=512, hp={"num_envs": 2, "num_steps": 32, "num_minibatches": 1})
+    cfg["search"]["epochs"] = 1
+    path = tmp_path / "seeds.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    assert main(["search", str(path), "--out", str(out), "--no-recost"]) == 0
+    summary = json.loads((out / "seeds.json").read_text())
+    assert set(summary["seeds"]) == {"1", "2"}
+    best = summary["best_seed"]
+    assert (out / "arch.json").read_text() == (out / f"seed_{best}" / "arch.json").read_text()
+    scores = {int(s): v["score"] for s, v in summary["seeds"].items()}
+    assert scores[best] == max(scores.values())
+    with pytest.raises(ConfigError, match="seeds"):
+        parse_config({"seeds": [1, 1]})

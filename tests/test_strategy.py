@@ -1,0 +1,279 @@
+"""A3CS strategy: differentiable hardware penalty, single-path supernet, real short co-searches."""
+from __future__ import annotations
+
+import logging
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nni.nas.evaluator.pytorch import Lightning, Trainer
+from nni.nas.evaluator.pytorch.lightning import LightningModule
+from nni.nas.experiment import NasExperiment
+from nni.nas.oneshot.pytorch.profiler import ExpectationProfilerPenalty
+
+from a3cs_plugin.errors import ConfigError
+from a3cs_plugin.strategy import registry
+from a3cs_plugin.strategy.a3cs import A3CS, A3CSModule, DirectNAS
+from a3cs_plugin.strategy.cost import HardwarePenalty, NetworkCost
+from a3cs_plugin.strategy.supernet import SinglePathMixedLayer
+
+from test_strategy_standins import TableCostModel, TinySpace, agent_op_problems
+
+torch.set_num_threads(1)
+logging.getLogger("nni").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", category=UserWarning)
+
+
+class _Holder(LightningModule):
+    """Minimal evaluator module (only holds the model) for module-level tests."""
+
+    def training_step(self, batch, batch_idx):
+        logits, value = self.model(torch.randn(8, 4))
+        return {"loss": logits.pow(2).mean() + value.pow(2).mean()}
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.model.parameters(), lr=0.01)
+
+
+def _mutated_tiny(supernet="single-path", **kw):
+    space = TinySpace()
+    strategy = A3CS(cost_model=TableCostModel(), supernet=supernet, **kw)
+    strategy.mutate_model(space)
+    holder = _Holder()
+    holder.set_model(space)
+    module = A3CSModule(holder, strategy.network_cost, hw_lambda=kw.get("hw_lambda", 1.0),
+                        metric=kw.get("metric", "energy"))
+    return space, strategy, module
+
+
+def test_nni_expectation_penalty_loses_gradient_hardware_penalty_keeps_it():
+    space, strategy, module = _mutated_tiny(metric="energy")
+    # NNI's DARTS feeds the penalty with export_probs(): plain floats, so no gradient can flow.
+    probs = module.export_probs()
+    assert all(isinstance(p, float) for d in probs.values() for p in d.values())
+    assert isinstance(module.penalty, ExpectationProfilerPenalty)
+    sample = dict(probs)
+    sample[HardwarePenalty.ACCEL_KEY] = {n: F.softmax(b, -1) for n, b in module.beta.items()}
+    _, details = module.penalty(torch.zeros(()), sample)
+    alphas = [m._arch_alpha for m in module.mixed_layers().values()]
+    grads = torch.autograd.grad(details["penalty"], alphas, allow_unused=True)
+    assert all(g is None for g in grads)          # floats: the alpha gradient is lost
+
+    # Our path: tensor probabilities -> gradient reaches every alpha and beta.
+    module.train()
+    loss, details = module.hardware_loss(torch.zeros(()))
+    loss.backward()
+    for a in alphas:
+        assert a.grad is not None and a.grad.abs().sum() > 0
+    for b in module.beta.values():
+        assert b.grad is not None and b.grad.abs().sum() > 0
+    # d cost / d alpha: raising the logit of the expensive op raises the cost (positive gradient).
+    m0 = module.mixed_layers()["cell_00"]
+    assert m0._arch_alpha.grad[m0.names.index("big")] > 0 > m0._arch_alpha.grad[m0.names.index("skip")]
+
+
+def test_hardware_penalty_value_matches_hand_computation():
+    space, strategy, module = _mutated_tiny(metric="energy", hw_lambda=2.0)
+    module.eval()                                     # beta -> plain softmax (uniform at init)
+    sample = {label: torch.full((3,), 1 / 3) for label in ("cell_00", "cell_01")}
+    sample[HardwarePenalty.ACCEL_KEY] = {"pe": torch.full((3,), 1 / 3), "buf_kb": torch.full((3,), 1 / 3)}
+    value = float(module.penalty.profile(sample))
+    e_buf, e_pe = sum((8, 32, 128)) / 3, sum((4, 16, 64)) / 3
+    macs = TinySpace.MACS
+    per_cell = sum(macs[o] * (1 + e_buf / 32) + (100 * e_pe if macs[o] else 0) for o in TinySpace.OPS) / 3
+    fixed = 16 * (1 + e_buf / 32) + 100 * e_pe
+    assert value == pytest.approx(2 * per_cell + fixed, rel=1e-5)
+    assert module.penalty.baseline == pytest.approx(value, rel=1e-5)
+    loss, details = module.penalty(torch.tensor(1.0), sample)
+    assert float(loss) == pytest.approx(1.0 + 2.0 * (value / module.penalty.baseline - 1), abs=1e-5)
+
+
+def test_area_budget_term_pushes_beta_to_smaller_accelerators():
+    space = TinySpace()
+    strategy = A3CS(cost_model=TableCostModel())
+    strategy.mutate_model(space)
+    holder = _Holder()
+    holder.set_model(space)
+    module = A3CSModule(holder, strategy.network_cost, hw_lambda=0.0, metric="energy", area_budget_mm2=1.0)
+    module.eval()                                    # softmax(beta): expected area 2.8 + 0.56 mm^2 > 1
+    loss, details = module.hardware_loss(torch.zeros(()))
+    assert float(details["area_mm2"]) == pytest.approx(0.1 * 84 / 3 + 0.01 * 168 / 3)
+    assert float(loss) == pytest.approx(float(details["area_mm2"]) / 1.0 - 1.0, rel=1e-5)
+    loss.backward()
+    g = module.beta["pe"].grad
+    assert g[2] > 0 > g[0]                           # descending the gradient favours 4 PEs over 64
+    module.beta["pe"].grad = None
+    module.area_budget_mm2 = 100.0                   # within budget: no area term, no gradient
+    loss, details = module.hardware_loss(torch.zeros(()))
+    assert float(details["area_over"]) == 0.0
+
+
+def test_single_path_layer_runs_one_op_and_passes_gradient_to_all_alphas():
+    space, strategy, module = _mutated_tiny()
+    layer = space.c0
+    assert isinstance(layer, SinglePathMixedLayer)
+    calls = {n: 0 for n in layer.names}
+    for n in layer.names:
+        layer[n].register_forward_hook(lambda m, i, o, n=n: calls.__setitem__(n, calls[n] + 1))
+    module.resample()
+    x = torch.randn(5, 4)
+    y = layer(x)
+    assert sum(calls.values()) == 1
+    chosen = [n for n, c in calls.items() if c][0]
+    assert torch.allclose(y, layer[chosen](x))        # straight-through weight has value 1
+    y.pow(2).sum().backward()
+    g = layer._arch_alpha.grad
+    assert g is not None and (g != 0).sum() >= 2
+    # the drawn op follows alpha + Gumbel noise: a dominant logit is drawn (almost) always
+    with torch.no_grad():
+        layer._arch_alpha.copy_(torch.tensor([0.0, 30.0, 0.0]))
+    drawn = {layer.resample({})["cell_00"] for _ in range(20)}
+    assert drawn == {"small"}
+    assert module.export()["cell_00"] == "small"
+
+
+def test_mixed_supernet_runs_every_op():
+    space, strategy, module = _mutated_tiny(supernet="mixed")
+    calls = []
+    for n in space.c0.names:
+        space.c0[n].register_forward_hook(lambda m, i, o, n=n: calls.append(n))
+    space.c0(torch.randn(2, 4))
+    assert sorted(calls) == sorted(space.c0.names)
+
+
+def test_bad_strategy_options_raise_config_error():
+    with pytest.raises(ConfigError, match="mode"):
+        A3CS(cost_model=TableCostModel(), mode="three-level")
+    with pytest.raises(ConfigError, match="fps_band"):
+        A3CS(cost_model=TableCostModel(), fps_band=[10, 1])
+    with pytest.raises(ConfigError, match="metric"):
+        HardwarePenalty(NetworkCost(TableCostModel(), {"c": {"a": [{"macs": 1}]}}), 1.0, metric="power")
+
+
+# ---------------------------------------------------------------------------------------------
+# Real short co-searches: AgentSpace (2 cells) + ALE Pong + NNI NasExperiment.
+
+def _search(hw_lambda, workdir, *, metric="energy", mode="one-level", updates=8, teacher=None, fps_band=None,
+            arc_lr=0.1, strategy_cls=A3CS):
+    from a3cs_plugin.agents.space import AgentSpace
+    from a3cs_plugin.strategy.rl_module import RolloutModule, step_loader
+
+    torch.manual_seed(0)
+    space = AgentSpace(num_actions=6, num_cells=2)
+    module = RolloutModule("Pong", "ppo", hp=dict(num_envs=2, num_steps=8, num_minibatches=1),
+                           teacher=teacher, seed=3)
+    trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False)
+    ev = Lightning(module, trainer, train_dataloaders=step_loader(updates), val_dataloaders=step_loader(1))
+    strategy = strategy_cls(cost_model=TableCostModel(), hw_lambda=hw_lambda, metric=metric, mode=mode,
+                            arc_learning_rate=arc_lr, fps_band=fps_band, op_problems=agent_op_problems(space),
+                            fixed_problems=[{"macs": 100_000}])
+    exp = NasExperiment(space, ev, strategy)
+    exp.config.experiment_working_directory = str(workdir)
+    exp.run()
+    module.close()
+    return strategy.oneshot_module, module, trainer
+
+
+def _expected(m):
+    m.eval()
+    with torch.no_grad():
+        e, c = m.network_cost.expected(m.alpha_probs(), m.beta_probs())
+    return float(e), float(c)
+
+
+def test_raising_lambda_moves_probability_to_cheaper_ops_and_smaller_accelerator(tmp_path):
+    m0, mod0, _ = _search(0.0, tmp_path)
+    m1, mod1, _ = _search(5.0, tmp_path)
+    assert mod0.frames == mod1.frames == 8 * 2 * 8 * 4
+    e0, _ = _expected(m0)
+    e1, _ = _expected(m1)
+    assert e1 < 0.8 * e0
+    b0, b1 = m0.export_beta_probs(), m1.export_beta_probs()
+    assert b1["pe"]["4"] > b0["pe"]["4"] + 0.1
+    assert b1["buf_kb"]["8"] > b0["buf_kb"]["8"] + 0.1
+    assert m1.export_accelerator() == {"pe": 4, "buf_kb": 8}
+    # the cheapest op of every cell gained probability mass
+    for label in m1.network_cost.labels:
+        ops = m1.network_cost.op_names[label]
+        e_slot, _ = m1.network_cost.slot_costs(m1.beta_probs(hard=True))
+        cheapest = ops[0]
+        p0, p1 = m0.alpha_probs()[label], m1.alpha_probs()[label]
+        costs = [float(e_slot[m1.network_cost._slots[(label, o)]]) for o in ops]
+        cheapest = min(range(len(ops)), key=costs.__getitem__)
+        assert float(p1[cheapest]) > float(p0[cheapest])
+    assert len(m1.history) == 8 and m1.history[-1]["lambda"] == 5.0
+
+
+def test_adaptive_lambda_tracks_fps_band(tmp_path):
+    up, _, _ = _search(0.1, tmp_path, metric="latency", updates=5, fps_band=[1e12, 2e12])   # unreachable FPS
+    assert [h["lambda"] for h in up.history] == sorted(h["lambda"] for h in up.history)
+    assert up.hw_lambda == pytest.approx(0.1 * 1.05 ** 5)
+    down, _, _ = _search(0.1, tmp_path, metric="latency", updates=5, fps_band=[1e-3, 2e-3])  # FPS always above
+    assert down.hw_lambda == pytest.approx(0.1 / 1.05 ** 5)
+
+
+def test_bilevel_and_direct_nas_modes_with_distillation_switch(tmp_path):
+    from a3cs_plugin.agents.zoo import build_agent
+
+    teacher = build_agent("nature_cnn", 6)
+    m, mod, trainer = _search(1.0, tmp_path, mode="bi-level", updates=3, teacher=teacher)
+    assert mod.distill_enabled and "train/distill_kl" in trainer.callback_metrics
+    assert mod.frames == 3 * 2 * (2 * 8 * 4)                    # two rollouts per bi-level update
+    m, mod, trainer = _search(1.0, tmp_path, updates=3, teacher=teacher, strategy_cls=DirectNAS)
+    assert m.mode == "bi-level" and not mod.distill_enabled
+    assert "train/distill_kl" not in trainer.callback_metrics
+
+
+def test_registry_builtins_and_entry_point_plugin(tmp_path, monkeypatch):
+    assert {"a3cs", "direct-nas"} <= set(registry.available(registry.STRATEGY_GROUP))
+    assert "surrogate" in registry.available(registry.COST_MODEL_GROUP)
+    assert registry.load(registry.STRATEGY_GROUP, "a3cs") is A3CS
+    s = registry.strategy("direct-nas", cost_model=TableCostModel())
+    assert isinstance(s, DirectNAS) and s.mode == "direct-nas"
+    # a third-party plugin, installed the standard way (a dist-info with entry_points.txt)
+    dist = tmp_path / "tableplug-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tableplug\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[a3cs.cost_models]\ntable = test_strategy_standins:TableCostModel.factory\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert registry.available(registry.COST_MODEL_GROUP)["table"] == "test_strategy_standins:TableCostModel.factory"
+    cm = registry.cost_model("table", "my_template")
+    assert isinstance(cm, TableCostModel) and cm.template == "my_template"
+    with pytest.raises(ConfigError, match="no plugin 'nope'"):
+        registry.cost_model("nope", "x")
+
+
+def test_surrogate_cost_model_plugin_gradients_on_agent_space():
+    from a3cs_plugin.agents.space import AgentSpace
+    from a3cs_plugin.errors import CheckpointError
+    from a3cs_plugin.hardware.space import DesignSpace
+
+    try:
+        cm = registry.cost_model("surrogate", "eyeriss_like")
+    except CheckpointError as exc:
+        pytest.skip(f"shipped eyeriss_like surrogate not loadable: {exc.message}")
+    design = DesignSpace.from_template("eyeriss_like")
+    params = cm.accelerator_params()
+    assert set(params) == set(design.parameters)
+    space = AgentSpace(6, num_cells=2)
+    nc = NetworkCost(cm, {l: {o: space.op_problems(l, o) for o in space.op_names} for l in space.cell_labels},
+                     space.fixed_problems())
+    alpha = {l: torch.zeros(len(space.op_names), requires_grad=True) for l in space.cell_labels}
+    beta = {n: torch.zeros(len(c), requires_grad=True) for n, c in params.items()}
+    obj = nc.objective("edp", {l: a.softmax(-1) for l, a in alpha.items()},
+                       {n: b.softmax(-1) for n, b in beta.items()})
+    obj.backward()
+    assert float(obj) > 0
+    for a in alpha.values():
+        assert a.grad.abs().sum() > 0
+    assert sum(float(b.grad.abs().sum()) for b in beta.values()) > 0
+    # a one-hot design point: surrogate cycles and energy of a concrete agent are positive and finite
+    point = design.default_point()
+    hard = {n: torch.tensor([1.0 if c == point[n] else 0.0 for c in ch]) for n, ch in params.items()}
+    e, c = nc.derived({l: "k3_e1" for l in space.cell_labels}, hard)
+    assert 0 < float(e) < float("inf") and 0 < float(c) < float("inf")
+    e_big, c_big = nc.derived({l: "k5_e6" for l in space.cell_labels}, hard)
+    assert float(e_big) > float(e)                  # a bigger op costs more energy

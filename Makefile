@@ -10,13 +10,13 @@ FIND_LINKS := $(if $(WHEELS),--find-links $(WHEELS),--index-url https://download
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv install run test test-long bench clean help
+.PHONY: venv install run test test-fast test-long bench clean help
 
 help:
 	@echo "make run        create .venv, install, run the default co-search example"
 	@echo "make test       create .venv, install, run the test suite (~20 min on 2 cores)"
-	@echo "make test-long  also run the slow tests (marked 'slow')"
-	@echo "make bench      run the benchmarks in benchmarks/"
+	@echo "make test-fast  the tests without those marked slow"
+	@echo "make test-long  the benchmarks with their targets (= make bench)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,15 +35,20 @@ venv install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/a3cs run-example
 
+# Every test, the real nnictl experiment and kill/--resume runs included (~6 min on 2 cores).
 test: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Quick loop while developing: skips the tests marked slow.
+test-fast: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
-test-long: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
-
-bench: $(STAMP)
+# The benchmarks with their targets (parity table, mapper vs Timeloop, throughput ratios); ~15 min.
+test-long bench: $(STAMP)
 	$(PY) benchmarks/model_parity.py
 	$(PY) benchmarks/mapper_speed.py
+	$(PY) benchmarks/surrogate_speed.py
+	$(PY) benchmarks/rl_throughput.py --json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

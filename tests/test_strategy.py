@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import nni.nas.strategy  # noqa: F401  (first: NNI 3.0 circular-import order, see a3cs_plugin.strategy)
 from nni.nas.evaluator.pytorch import Lightning, Trainer
 from nni.nas.evaluator.pytorch.lightning import LightningModule
 from nni.nas.experiment import NasExperiment
@@ -277,3 +278,18 @@ def test_surrogate_cost_model_plugin_gradients_on_agent_space():
     assert 0 < float(e) < float("inf") and 0 < float(c) < float("inf")
     e_big, c_big = nc.derived({l: "k5_e6" for l in space.cell_labels}, hard)
     assert float(e_big) > float(e)                  # a bigger op costs more energy
+
+
+def test_importing_our_strategy_first_keeps_nni_oneshot_strategies_intact():
+    """NNI 3.0 has an import-order cycle: importing ``nni.nas.oneshot.pytorch.*`` before
+    ``nni.nas.strategy`` turns DARTS into ``ImportFailedStrategy`` for the whole process.  Importing
+    any a3cs strategy module first must not trigger it (fresh interpreter: import state is global)."""
+    import subprocess
+    import sys
+
+    code = ("import a3cs_plugin.strategy.cost, a3cs_plugin.strategy.supernet\n"
+            "from nni.nas.strategy import DARTS\n"
+            "print(DARTS.__module__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "nni.nas.oneshot.pytorch.strategy"

@@ -11,6 +11,10 @@ import warnings
 with warnings.catch_warnings():  # nni 3.0 warns about torch classes it does not know; harmless
     warnings.simplefilter("ignore", RuntimeWarning)
     import nni.nas.nn.pytorch  # noqa: F401
+    # NNI 3.0 import-order bug: importing ``nni.nas.oneshot.pytorch.*`` before ``nni.nas.strategy``
+    # leaves a circular import that turns DARTS & co. into ``ImportFailedStrategy`` for the whole
+    # process.  Importing the strategy package first resolves the cycle the right way round.
+    import nni.nas.strategy  # noqa: F401
 
 from a3cs_plugin.strategy.a3cs import A3CS, A3CSModule, DirectNAS
 from a3cs_plugin.strategy.cost import CostModel, HardwarePenalty, NetworkCost, metric_value

@@ -1,0 +1,173 @@
+"""The differentiable surrogate: features, shipped models, gradients, reported accuracy, fitting."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from a3cs_plugin.errors import CheckpointError, ConfigError, SpecError
+from a3cs_plugin.hardware.space import DesignSpace
+from a3cs_plugin.hardware.spec import conv2d_problem, linear_problem
+from a3cs_plugin.hardware.surrogate import NUM_FEATURES, SURROGATE_DIR, Surrogate, layer_features
+from a3cs_plugin.hardware.surrogate.layers import layer_mix, nature_cnn_layers
+
+torch.set_num_threads(1)
+SHIPPED = ["eyeriss_like", "simple_array"]
+
+
+def _shipped(name):
+    path = SURROGATE_DIR / f"{name}.pt"
+    if not path.is_file():
+        pytest.fail(f"shipped surrogate missing: {path}")
+    return Surrogate.load(name)
+
+
+# ----------------------------------------------------------------------------- features
+def test_layer_features_conv_linear_depthwise():
+    f = layer_features(conv2d_problem(1, 32, 64, 9, 9, 4, 4, 2, 2))
+    assert f.shape == (NUM_FEATURES,)
+    assert f[10] == pytest.approx(math.log2(32 * 64 * 9 * 9 * 4 * 4))
+    assert f[8] == 2 and f[9] == 2 and f[14] == 0
+    dw = layer_features(conv2d_problem(1, 1, 1, 10, 10, 3, 3, G=48))
+    assert dw[7] == pytest.approx(math.log2(48)) and dw[14] == 1
+    fc = layer_features(linear_problem(1, 3136, 512))
+    assert fc[10] == pytest.approx(math.log2(3136 * 512))
+    # a linear layer given as a 1x1 conv has the same features
+    assert np.allclose(fc, layer_features(conv2d_problem(1, 3136, 512, 1, 1, 1, 1)))
+
+
+def test_layer_features_bad_problem():
+    with pytest.raises(SpecError, match="problem.instance"):
+        layer_features({"problem": {"shape": {}}})
+    bad = conv2d_problem(1, 8, 8, 4, 4, 3, 3)
+    bad["problem"]["instance"]["C"] = 0
+    with pytest.raises(SpecError, match="problem.instance.C"):
+        layer_features(bad)
+
+
+def test_layer_mixes_differ():
+    train = {json.dumps(p["problem"]["instance"], sort_keys=True) for p in layer_mix("train", 80, 0)}
+    held = {json.dumps(p["problem"]["instance"], sort_keys=True) for p in layer_mix("heldout", 80, 1000)}
+    assert len(train) == 80 and len(held) == 80
+    assert len(train & held) < 20   # mostly different shapes
+    with pytest.raises(ConfigError):
+        layer_mix("test", 3, 0)
+
+
+# ----------------------------------------------------------------------------- shipped models
+@pytest.mark.parametrize("name", SHIPPED)
+def test_predict_shapes_and_gradient(name):
+    model = _shipped(name)
+    space = DesignSpace.from_template(name)
+    x = torch.tensor(np.stack([layer_features(p) for p in nature_cnn_layers(6)]))
+    logits = {n: torch.zeros(k, requires_grad=True) for n, k in space.sizes.items()}
+    probs = {n: torch.softmax(v, 0) for n, v in logits.items()}
+    energy, cycles = model.predict(x, probs)
+    assert energy.shape == (6,) and cycles.shape == (6,)
+    assert torch.all(energy > 0) and torch.all(cycles > 0)
+    (energy.sum() * cycles.sum()).backward()
+    for n, v in logits.items():
+        assert v.grad is not None and torch.isfinite(v.grad).all()
+    assert sum(float(v.grad.abs().sum()) for v in logits.values()) > 0
+    assert float(logits["pe_x"].grad.abs().sum()) > 0      # the array size matters for EDP
+    # per-row probabilities [N, sum K] and a flat encoding give the same numbers as the dict
+    flat = torch.cat([probs[n] for n in space.names]).detach()
+    e2, c2 = model.predict(x, flat)
+    e3, c3 = model.predict(x, flat.expand(6, -1))
+    assert torch.allclose(e2, energy.detach()) and torch.allclose(c3, cycles.detach())
+    # large no-grad batches are evaluated in chunks: same numbers
+    big = x.repeat(1500, 1)
+    rows = flat.expand(len(big), -1).contiguous()
+    with torch.no_grad():
+        eb, cb = model.predict(big, rows)
+    assert eb.shape == (9000,) and torch.allclose(eb[:6], energy.detach(), rtol=1e-5)
+    assert torch.allclose(cb[-6:], cycles.detach(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_bad_accel_probs(name):
+    model = _shipped(name)
+    x = torch.tensor(layer_features(conv2d_problem(1, 8, 8, 4, 4, 3, 3)))[None]
+    space = DesignSpace.from_template(name)
+    probs = {n: torch.full((k,), 1.0 / k) for n, k in space.sizes.items()}
+    with pytest.raises(ConfigError, match="missing"):
+        model.predict(x, {k: v for k, v in probs.items() if k != "pe_x"})
+    with pytest.raises(ConfigError, match="pe_x"):
+        model.predict(x, {**probs, "pe_x": torch.ones(99)})
+    with pytest.raises(ConfigError, match="entries"):
+        model.predict(x, torch.ones(3))
+    with pytest.raises(CheckpointError, match="no surrogate"):
+        Surrogate.load("no_such_template")
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_heldout_accuracy_matches_report(name):
+    from a3cs_plugin.hardware.surrogate.fit import accuracy
+    model = _shipped(name)
+    report = json.loads((SURROGATE_DIR / f"{name}.json").read_text())
+    assert model.heldout is not None, "shipped surrogate carries its held-out set"
+    acc = accuracy(model, model.heldout["x"], model.heldout["a"], model.heldout["y"])
+    claim = report["heldout"]
+    assert acc["n"] == claim["n"] >= 50
+    for k in ("energy_spearman", "cycles_spearman", "energy_mape_pct", "cycles_mape_pct"):
+        assert acc[k] == pytest.approx(claim[k], rel=1e-3, abs=1e-3), k
+    assert acc["energy_spearman"] >= 0.9 and acc["cycles_spearman"] >= 0.9
+    md = (SURROGATE_DIR / f"{name}.md").read_text()
+    assert f"{claim['energy_spearman']:.4f}" in md
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_area_and_clock_tables_exact(name):
+    model = _shipped(name)
+    space = DesignSpace.from_template(name)
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        p = space.sample(rng)
+        probs = model.point_probs(p)
+        assert float(model.area_mm2(probs)) == pytest.approx(space.area(p), rel=1e-5)
+        assert float(model.cycle_seconds(probs)) == pytest.approx(1 / space.clock_hz(p), rel=1e-6)
+    # expectation under a soft mix lies between the extremes
+    soft = {n: torch.full((k,), 1.0 / k) for n, k in space.sizes.items()}
+    assert float(model.area_mm2({**soft, "pe_x": torch.tensor([1.0] + [0.0] * (space.sizes["pe_x"] - 1))})) \
+        < float(model.area_mm2({**soft, "pe_x": torch.tensor([0.0] * (space.sizes["pe_x"] - 1) + [1.0])}))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_bigger_array_fewer_cycles(name):
+    model = _shipped(name)
+    space = DesignSpace.from_template(name)
+    x = torch.tensor(layer_features(conv2d_problem(1, 64, 64, 7, 7, 3, 3)))[None]
+    small = model.point_probs({**space.default_point(), "pe_x": 4, "pe_y": 4})
+    big = model.point_probs({**space.default_point(), "pe_x": 16, "pe_y": 16})
+    with torch.no_grad():
+        assert float(model.predict(x, small)[1]) > 3 * float(model.predict(x, big)[1])
+
+
+# ----------------------------------------------------------------------------- fitting end to end
+def test_fit_small_end_to_end(tmp_path):
+    from a3cs_plugin.hardware.surrogate.fit import fit_surrogate
+    out = tmp_path / "tiny.pt"
+    cache = tmp_path / "labels.jsonl"
+    kw = dict(template="simple_array", samples=24, out=out, seed=3, time_limit_per_point=0.15,
+              workers=1, heldout=8, cache=cache, steps=60, progress=False, max_evaluations=1500,
+              print_fn=lambda *_: None)
+    try:
+        report = fit_surrogate(**kw)
+    except ImportError as exc:
+        pytest.skip(f"engine not importable yet: {exc}")
+    lines = cache.read_text().splitlines()
+    assert len(lines) == 32
+    assert report["valid_train"] + report["valid_heldout"] + report["failed_labels"] == 32
+    assert set(report["heldout"]) >= {"energy_spearman", "energy_mape_pct", "cycles_spearman",
+                                      "cycles_mape_pct"}
+    model = Surrogate.load(out)
+    assert model.template == "simple_array" and model.heldout["x"].shape[1] == NUM_FEATURES
+    assert json.loads(out.with_suffix(".json").read_text())["samples"] == 24
+    # labels come from the cache the second time: no new lines
+    fit_surrogate(**kw)
+    assert len(cache.read_text().splitlines()) == 32
+    with pytest.raises(ConfigError, match="samples"):
+        fit_surrogate(**{**kw, "samples": 3})

@@ -18,7 +18,7 @@ REFERENCE = ROOT.parent / "shared" / "timeloop-reference" / "designs"
 
 def _spec(name, problem):
     from a3cs_plugin.hardware.spec import load_spec
-    return load_spec([SPECS / name / "arch.yaml", problem, SPECS / "mapper.yaml"])
+    return load_spec([SPECS / f"{name}.yaml", problem, SPECS / "mapper.yaml"])
 
 
 @pytest.mark.parametrize("name", sorted(DESIGNS))
@@ -58,7 +58,7 @@ def test_sizes_match_reference_design(name):
         pytest.skip(f"reference design not available at {ref}")
     from a3cs_plugin.hardware.spec import conv2d_problem, load_spec
     prob = conv2d_problem(1, 8, 8, 4, 4, 3, 3)
-    ours = load_spec([SPECS / name / "arch.yaml", prob]).arch.levels
+    ours = load_spec([SPECS / f"{name}.yaml", prob]).arch.levels
     theirs = load_spec([ref, prob]).arch.levels
     key = lambda lv: (lv.name, lv.instances, lv.attributes.get("depth"), lv.attributes.get("width"))  # noqa: E731
     assert [key(lv) for lv in ours] == [key(lv) for lv in theirs]
@@ -82,6 +82,6 @@ def test_mapper_maps_conv_layer(name):
 @pytest.mark.parametrize("problem", sorted(p.name for p in (SPECS / "problems").glob("*.yaml")))
 def test_problem_files_load(problem):
     from a3cs_plugin.hardware.spec import load_spec
-    spec = load_spec([SPECS / "eyeriss_like" / "arch.yaml", SPECS / "problems" / problem])
+    spec = load_spec([SPECS / "eyeriss_like.yaml", SPECS / "problems" / problem])
     assert spec.problem.computes > 1000
     assert set("CMRSNPQ") <= set(spec.problem.dimensions)

@@ -154,10 +154,7 @@ def test_fit_small_end_to_end(tmp_path):
     kw = dict(template="simple_array", samples=24, out=out, seed=3, time_limit_per_point=0.15,
               workers=1, heldout=8, cache=cache, steps=60, progress=False, max_evaluations=1500,
               print_fn=lambda *_: None)
-    try:
-        report = fit_surrogate(**kw)
-    except ImportError as exc:
-        pytest.skip(f"engine not importable yet: {exc}")
+    report = fit_surrogate(**kw)
     lines = cache.read_text().splitlines()
     assert len(lines) == 32
     assert report["valid_train"] + report["valid_heldout"] + report["failed_labels"] == 32
@@ -171,3 +168,24 @@ def test_fit_small_end_to_end(tmp_path):
     assert len(cache.read_text().splitlines()) == 32
     with pytest.raises(ConfigError, match="samples"):
         fit_surrogate(**{**kw, "samples": 3})
+
+
+def test_fit_surrogate_cli(tmp_path):
+    """`a3cs hw fit-surrogate` labels with the real mapper, prints held-out accuracy, writes the report."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    a3cs = Path(sys.executable).with_name("a3cs")
+    out = tmp_path / "cli.pt"
+    cmd = [str(a3cs), "hw", "fit-surrogate", "--template", "simple_array", "--samples", "20",
+           "--heldout", "6", "--seed", "5", "--time-limit", "0.15", "--max-evaluations", "800",
+           "--workers", "1", "--steps", "40", "--out", str(out), "--cache", str(tmp_path / "c.jsonl")]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "spearman" in (run.stdout + run.stderr).lower()
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["samples"] == 20 and out.with_suffix(".md").is_file()
+    bad = subprocess.run(cmd[:3] + ["--template", "no_such_template"], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode != 0 and "no_such_template" in bad.stderr and "Traceback" not in bad.stderr

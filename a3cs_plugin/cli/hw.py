@@ -45,6 +45,24 @@ def register(subparsers) -> None:
     pn.add_argument("--out", metavar="DIR", help="also write report.json, report.md and energy.png here")
     pn.add_argument("--json", action="store_true", help="print one JSON object")
     pn.set_defaults(func=cmd_net)
+    pf = sub.add_parser("fit-surrogate", help="label (layer, accelerator) points with the mapper and fit "
+                                              "the differentiable surrogate of a design-space template")
+    pf.add_argument("--template", default="eyeriss_like", help="template name in arch_specs/templates or a path")
+    pf.add_argument("--samples", type=int, default=2000, help="training points (default 2000)")
+    pf.add_argument("--heldout", type=int, default=None, help="held-out points (other seed and layer mix)")
+    pf.add_argument("--out", metavar="F.pt", default=None,
+                    help="surrogate file (default: the shipped a3cs_plugin/surrogates/<template>.pt)")
+    pf.add_argument("--seed", type=int, default=0)
+    pf.add_argument("--time-limit", type=float, default=1.0, metavar="SEC", help="mapper cap per point")
+    pf.add_argument("--max-evaluations", type=int, default=10000,
+                    help="mapper evaluations per point (0 = time limit only); keeps labels load-independent")
+    pf.add_argument("--workers", type=int, default=2, help="label processes")
+    pf.add_argument("--steps", type=int, default=2000, help="training steps")
+    pf.add_argument("--hidden", type=int, default=64, help="hidden width")
+    pf.add_argument("--cache", default=None, help="label cache (JSON lines); reused across runs")
+    pf.add_argument("--noise-check", type=int, default=0,
+                    help="re-label this many held-out pairs with another mapper seed (label-noise floor)")
+    pf.set_defaults(func=cmd_fit_surrogate)
     hw.set_defaults(func=lambda args: (hw.print_help(), 2)[1])
 
 
@@ -111,6 +129,7 @@ def cmd_net(args) -> int:
     if args.time_limit <= 0:
         raise ConfigError("time limit must be positive", key="--time-limit", expected="seconds > 0",
                           got=args.time_limit)
+    args.arch = [_resolve_arch(a) for a in args.arch]
     if args.num_actions < 1 or args.batch < 1:
         raise ConfigError("--num-actions and --batch must be >= 1", key="--num-actions/--batch",
                           expected="positive integers")
@@ -135,3 +154,29 @@ def cmd_net(args) -> int:
         res.plot(out / "energy.png")
     sys.stdout.write((json.dumps(summary) if args.json else res.to_markdown()) + "\n")
     return 0
+
+
+def cmd_fit_surrogate(args) -> int:
+    import torch
+
+    from a3cs_plugin.hardware.surrogate.fit import fit_surrogate
+
+    for key, val in (("--time-limit", args.time_limit), ("--workers", args.workers), ("--steps", args.steps)):
+        if val <= 0:
+            raise ConfigError("must be positive", key=key, expected="> 0", got=val)
+    torch.set_num_threads(1)
+    fit_surrogate(args.template, args.samples, args.out, args.seed, args.time_limit, args.workers,
+                  heldout=args.heldout, cache=args.cache, max_evaluations=args.max_evaluations or None,
+                  steps=args.steps, hidden=args.hidden, noise_check=args.noise_check)
+    return 0
+
+
+def _resolve_arch(name: str) -> str:
+    """A path as given, or a bare design name (``eyeriss_like``) -> ``arch_specs/<name>.yaml``."""
+    from pathlib import Path
+
+    p = Path(name)
+    if p.exists() or p.suffix in (".yaml", ".yml") or "/" in name:
+        return name
+    shipped = Path(__file__).resolve().parents[2] / "arch_specs" / f"{name}.yaml"
+    return str(shipped) if shipped.is_file() else name

@@ -1,0 +1,182 @@
+"""PPO training throughput: the a3cs engine vs Stable-Baselines3 PPO on the same problem.
+
+Both train the Nature-CNN actor-critic (shared trunk, linear heads, /255 inside) on Pong with the
+same PPO hyper-parameters (8 envs x 128 steps, 4 epochs, 4 minibatches of 256, lr 2.5e-4, clip 0.1
+for policy and value, entropy 0.01, value 0.5, grad-norm 0.5, GAE 0.99/0.95), the same torch thread
+count, and the same C++ vector env (ale-py ``AtariVectorEnv``, given to SB3 through a small
+``VecEnv`` adapter), so the ratio measures the training engines, not the emulators.  The a3cs
+side differs only in what the engine does: uint8 rollout storage, torch generators, channels-last
+conv weights (:func:`a3cs_plugin.rl.rollout.fast_layout`).
+
+Each engine runs ``--repeats`` times, alternating, and its best run counts (other jobs on a
+shared machine only ever slow a run down).  Prints ONE JSON line: ``a3cs_fps``, ``sb3_fps``, ``env_only_fps`` (random actions, same vector
+env), ``ratio`` = a3cs_fps / sb3_fps, plus the settings.  Frames are emulator frames (4 per step).
+Needs the ``bench`` extra (``pip install stable-baselines3``).
+
+    .venv/bin/python benchmarks/rl_throughput.py --json [--frames 16384] [--threads 1]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+from a3cs_plugin.agents.zoo import build_agent, count_params
+from a3cs_plugin.rl import PPOConfig, RolloutCollector, make_train_env, ppo_update
+from a3cs_plugin.rl import ppo as ppo_mod
+from a3cs_plugin.rl.rollout import fast_layout
+
+GAME = "Pong"
+
+
+def env_only_fps(num_envs: int, frames: int) -> float:
+    env = make_train_env(GAME, num_envs)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    n = env.single_action_space.n
+    steps = max(1, frames // (4 * num_envs))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        env.step(rng.integers(0, n, num_envs))
+    dt = time.perf_counter() - t0
+    env.close()
+    return steps * num_envs * 4 / dt
+
+
+def a3cs_fps(cfg: PPOConfig, frames: int, seed: int) -> tuple[float, dict]:
+    env = make_train_env(GAME, cfg.num_envs)
+    torch.manual_seed(seed)
+    model = fast_layout(build_agent("nature_cnn", env.single_action_space.n))
+    opt = ppo_mod.make_optimizer(model, cfg)
+    col = RolloutCollector(env, cfg.num_steps, generator=torch.Generator().manual_seed(seed))
+    col.reset(seed=seed)
+    mb_gen = torch.Generator().manual_seed(seed + 1)
+    updates = max(1, frames // (cfg.batch_size * 4))
+    t0 = time.perf_counter()
+    t_collect = 0.0
+    for u in range(updates):
+        for g in opt.param_groups:
+            g["lr"] = ppo_mod.annealed_lr(cfg, u, updates)
+        t1 = time.perf_counter()
+        ro = col.collect(model)
+        t_collect += time.perf_counter() - t1
+        ppo_update(model, opt, ro, cfg, generator=mb_gen)
+    dt = time.perf_counter() - t0
+    env.close()
+    done = updates * cfg.batch_size * 4
+    return done / dt, {"a3cs_collect_s": round(t_collect, 2), "a3cs_total_s": round(dt, 2),
+                       "params": count_params(model)}
+
+
+def sb3_fps(cfg: PPOConfig, frames: int, seed: int) -> tuple[float, dict]:
+    from gymnasium import spaces
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecEnv
+
+    class AleVecEnv(VecEnv):
+        """SB3 view of ale-py's AtariVectorEnv (same preprocessing, SameStep autoreset)."""
+
+        def __init__(self, num_envs: int):
+            self.env = make_train_env(GAME, num_envs)
+            super().__init__(num_envs, self.env.single_observation_space,
+                             spaces.Discrete(int(self.env.single_action_space.n)))
+            self._actions = None
+            self._seed = seed
+
+        def reset(self):
+            obs, _ = self.env.reset(seed=self._seed)
+            return obs
+
+        def step_async(self, actions):
+            self._actions = np.asarray(actions, dtype=np.int64)
+
+        def step_wait(self):
+            obs, rew, term, trunc, _ = self.env.step(self._actions)
+            dones = np.logical_or(term, trunc)
+            infos = [{} for _ in range(self.num_envs)]
+            for i in np.flatnonzero(trunc & ~term):
+                infos[i] = {"TimeLimit.truncated": True, "terminal_observation": obs[i]}
+            return obs, np.asarray(rew, dtype=np.float32), dones, infos
+
+        def close(self):
+            self.env.close()
+
+        def get_attr(self, attr_name, indices=None):
+            return [getattr(self, attr_name, None)] * self.num_envs
+
+        def set_attr(self, attr_name, value, indices=None):
+            pass
+
+        def env_method(self, method_name, *args, indices=None, **kwargs):
+            return [None] * self.num_envs
+
+        def env_is_wrapped(self, wrapper_class, indices=None):
+            return [False] * self.num_envs
+
+        def seed(self, seed=None):
+            self._seed = seed
+            return [seed] * self.num_envs
+
+    venv = AleVecEnv(cfg.num_envs)
+    lr0 = cfg.lr
+    model = PPO("CnnPolicy", venv, n_steps=cfg.num_steps, batch_size=cfg.minibatch_size,
+                n_epochs=cfg.update_epochs, learning_rate=lambda p: lr0 * p,
+                clip_range=cfg.clip_coef, clip_range_vf=cfg.clip_coef, ent_coef=cfg.ent_coef,
+                vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, gamma=cfg.gamma,
+                gae_lambda=cfg.gae_lambda, normalize_advantage=cfg.norm_adv,
+                policy_kwargs={"optimizer_kwargs": {"eps": cfg.adam_eps}}, device="cpu",
+                seed=seed, verbose=0)
+    params = sum(p.numel() for p in model.policy.parameters())
+    steps = max(1, frames // (cfg.batch_size * 4)) * cfg.batch_size
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=steps)
+    dt = time.perf_counter() - t0
+    venv.close()
+    return steps * 4 / dt, {"sb3_total_s": round(dt, 2), "sb3_params": params}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=16384, help="emulator frames per engine")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for both engines")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=2, help="alternating runs per engine (best)")
+    ap.add_argument("--json", action="store_true", help="print one JSON line")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    cfg = PPOConfig()
+    try:
+        import stable_baselines3  # noqa: F401
+    except ImportError:
+        print("stable-baselines3 is missing: pip install -e '.[bench]'", file=sys.stderr)
+        return 2
+    env_fps = env_only_fps(cfg.num_envs, 20_000)
+    # alternate the engines so that load from other processes hits both alike; best run counts
+    ours_runs, theirs_runs = [], []
+    for _ in range(a.repeats):
+        ours_runs.append(a3cs_fps(cfg, a.frames, a.seed))
+        theirs_runs.append(sb3_fps(cfg, a.frames, a.seed))
+    ours, extra = max(ours_runs, key=lambda r: r[0])
+    theirs, extra2 = max(theirs_runs, key=lambda r: r[0])
+    extra["a3cs_fps_runs"] = [round(r[0], 1) for r in ours_runs]
+    extra2["sb3_fps_runs"] = [round(r[0], 1) for r in theirs_runs]
+    out = {"a3cs_fps": round(ours, 1), "sb3_fps": round(theirs, 1),
+           "env_only_fps": round(env_fps, 1), "ratio": round(ours / theirs, 3),
+           "frames": a.frames, "num_envs": cfg.num_envs, "num_steps": cfg.num_steps,
+           "threads": a.threads, "cpus": os.cpu_count(),
+           "load_avg_1m": round(os.getloadavg()[0], 2), **extra, **extra2}
+    if a.json:
+        print(json.dumps(out))
+    else:
+        for k, v in out.items():
+            print(f"{k:>16}: {v}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

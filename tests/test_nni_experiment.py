@@ -58,29 +58,9 @@ def _listen_addresses(port: int) -> set[str]:
 
 
 def _prepare(tmp: Path) -> Path:
-    """Copy the example experiment; use shipped teacher/surrogate when present, stand-ins otherwise."""
+    """Copy the example experiment (shipped teacher and surrogate) and keep its state in ``tmp``."""
     work = tmp / "nni"
     shutil.copytree(NNI_DIR, work)
-    cfg = yaml.safe_load((work / "trial_pong.yaml").read_text())
-    from a3cs_plugin.rl.teacher import shipped_teachers
-    if "pong" not in [t.lower() for t in shipped_teachers()]:
-        from a3cs_plugin.agents.zoo import build_agent
-        from a3cs_plugin.rl.checkpoint import agent_file
-        torch.manual_seed(0)
-        torch.save(agent_file(build_agent("nature_cnn", 6), agent="nature_cnn", game="Pong", num_actions=6,
-                              frames=0), work / "teacher.pt")
-        cfg["teacher"] = str(work / "teacher.pt")
-    try:
-        from a3cs_plugin.hardware.surrogate import Surrogate
-        Surrogate.load(cfg["hardware"]["template"])
-    except Exception:  # no fitted surrogate shipped yet: the analytical stand-in plugin
-        plug = work / "plug" / "tableplug-0.1.dist-info"
-        plug.mkdir(parents=True)
-        (plug / "METADATA").write_text("Metadata-Version: 2.1\nName: tableplug\nVersion: 0.1\n")
-        (plug / "entry_points.txt").write_text(
-            "[a3cs.cost_models]\ntable = test_strategy_standins:TableCostModel.factory\n")
-        cfg["hardware"]["cost_model"] = "table"
-    (work / "trial_pong.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     sweep = yaml.safe_load((work / "sweep.yml").read_text())
     sweep["experimentWorkingDirectory"] = str(tmp / "experiments")
     (work / "sweep.yml").write_text(yaml.safe_dump(sweep, sort_keys=False))
@@ -95,7 +75,7 @@ def test_two_trial_nnictl_experiment(tmp_path):
     port = _free_port()
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = os.pathsep.join([str(work / "plug"), str(ROOT / "tests"), str(ROOT)])
+    env["PYTHONPATH"] = str(ROOT)
     env["NODE_OPTIONS"] = f"--require={work / 'bind_localhost.js'}"
     env["OMP_NUM_THREADS"] = "1"
     exp_id = None

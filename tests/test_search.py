@@ -23,40 +23,13 @@ EXAMPLES = ROOT / "examples"
 torch.set_num_threads(1)
 
 
-def _surrogate_available(template: str) -> bool:
-    try:
-        from a3cs_plugin.hardware.surrogate import Surrogate
-        Surrogate.load(template)
-        return True
-    except Exception:
-        return False
-
-
 @pytest.fixture
-def tiny_config(tmp_path, monkeypatch):
-    """examples/tiny_pong.yaml with a teacher file when none is shipped, and the template stand-in
-    cost model (a plugin installed through a dist-info) when no fitted surrogate is shipped."""
+def tiny_config(tmp_path):
+    """examples/tiny_pong.yaml as shipped: the shipped Pong teacher and the fitted surrogate."""
     cfg = yaml.safe_load((EXAMPLES / "tiny_pong.yaml").read_text())
-    from a3cs_plugin.rl.teacher import shipped_teachers
-    if "pong" not in [t.lower() for t in shipped_teachers()]:
-        from a3cs_plugin.agents.zoo import build_agent
-        from a3cs_plugin.rl.checkpoint import agent_file
-        torch.manual_seed(0)
-        torch.save(agent_file(build_agent("nature_cnn", 6), agent="nature_cnn", game="Pong", num_actions=6,
-                              frames=0), tmp_path / "teacher.pt")
-        cfg["teacher"] = str(tmp_path / "teacher.pt")
-    plug = tmp_path / "plug"
-    if not _surrogate_available(cfg["hardware"]["template"]):
-        dist = plug / "tableplug-0.1.dist-info"
-        dist.mkdir(parents=True)
-        (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tableplug\nVersion: 0.1\n")
-        (dist / "entry_points.txt").write_text(
-            "[a3cs.cost_models]\ntemplate_table = test_strategy_standins:TemplateTableCostModel.factory\n")
-        monkeypatch.syspath_prepend(str(plug))
-        cfg["hardware"]["cost_model"] = "template_table"
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path, plug
+    return path
 
 
 def test_example_configs_parse_and_embedded_quick_config_matches():
@@ -97,7 +70,7 @@ def test_cli_reports_bad_config_in_one_line(tmp_path, capsys):
 
 
 def test_search_cli_end_to_end(tiny_config, tmp_path, capsys):
-    cfg_path, _ = tiny_config
+    cfg_path = tiny_config
     out = tmp_path / "run"
     assert main(["search", str(cfg_path), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -166,10 +139,10 @@ def test_project_to_budget_on_real_template():
 
 @pytest.mark.slow
 def test_search_killed_then_resumed_continues(tiny_config, tmp_path):
-    cfg_path, plug = tiny_config
+    cfg_path = tiny_config
     out = tmp_path / "run"
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(plug), str(ROOT / "tests"), str(ROOT)])
+    env["PYTHONPATH"] = str(ROOT)
     env["OMP_NUM_THREADS"] = "1"
     proc = subprocess.Popen([sys.executable, "-m", "a3cs_plugin.cli.main", "search", str(cfg_path),
                              "--out", str(out), "--no-recost"], env=env, stdout=subprocess.DEVNULL,
@@ -198,7 +171,7 @@ def test_search_killed_then_resumed_continues(tiny_config, tmp_path):
 
 @pytest.mark.slow
 def test_multi_seed_search_keeps_the_best(tiny_config, tmp_path):
-    cfg_path, _ = tiny_config
+    cfg_path = tiny_config
     cfg = yaml.safe_load(cfg_path.read_text())
     cfg.update(seeds=[1, 2], frames=512, hp={"num_envs": 2, "num_steps": 32, "num_minibatches": 1})
     cfg["search"]["epochs"] = 1

@@ -1,0 +1,156 @@
+"""``a3cs train``, ``a3cs evaluate`` and ``a3cs teacher ship``."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+
+from a3cs_plugin.errors import ConfigError
+
+_FRAMES_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgG]?)\s*$")
+_SUFFIX = {"": 1, "k": 10 ** 3, "m": 10 ** 6, "g": 10 ** 9}
+
+
+def parse_frames(text: str) -> int:
+    """``10M`` -> 10_000_000, ``500k`` -> 500_000, ``1e6`` -> 1_000_000 (emulator frames)."""
+    m = _FRAMES_RE.match(str(text))
+    if not m:
+        raise ConfigError(f"cannot read frame count '{text}'", key="frames",
+                          expected="a number with optional k/M/G suffix, e.g. 10M, 500k, 1e6")
+    value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+    if not math.isfinite(value) or value < 1:
+        raise ConfigError(f"frame count '{text}' must be >= 1", key="frames")
+    return int(round(value))
+
+
+def _parse_hp(items: list[str] | None) -> dict:
+    out: dict = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"cannot read --hp '{item}'", key="hp", expected="KEY=VALUE")
+        low = raw.strip().lower()
+        if low in ("true", "false"):
+            val: object = low == "true"
+        else:
+            try:
+                val = int(raw)
+            except ValueError:
+                try:
+                    val = float(raw)
+                except ValueError:
+                    raise ConfigError(f"--hp {key} needs a number or true/false", key=key,
+                                      got=raw) from None
+        out[key.strip()] = val
+    return out
+
+
+def cmd_train(args) -> int:
+    from a3cs_plugin.rl.config import DistillConfig, TrainConfig
+    from a3cs_plugin.rl.envs import game_label
+    from a3cs_plugin.agents.zoo import build_agent
+
+    build_agent(args.agent, 2)          # validate names before any env/tensorboard work
+    hp = _parse_hp(args.hp)
+    if args.num_envs is not None:
+        hp["num_envs"] = args.num_envs
+    distill = DistillConfig(actor=args.distill_actor or 0.0, critic=args.distill_critic or 0.0)
+    if args.teacher and not distill.enabled:
+        distill = DistillConfig(actor=1.0, critic=0.5)
+    cfg = TrainConfig(agent=args.agent, game=game_label(args.game),
+                      frames=parse_frames(args.frames), algo=args.algo, seed=args.seed, hp=hp,
+                      distill=distill, teacher=args.teacher,
+                      checkpoint_every=parse_frames(args.checkpoint_every),
+                      env_threads=args.env_threads, torch_threads=args.threads)
+    cfg.algo_config()                   # validate hyper-parameters early
+    from a3cs_plugin.rl.trainer import train
+    summary = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import torch
+    from a3cs_plugin.rl.envs import env_spec
+    from a3cs_plugin.rl.evaluate import evaluate
+
+    if bool(args.teacher) == bool(args.checkpoint):
+        raise ConfigError("give exactly one of --teacher GAME|PATH or --checkpoint PATH",
+                          key="teacher/checkpoint")
+    torch.set_num_threads(args.threads)
+    spec = env_spec(args.game)
+    if args.teacher:
+        from a3cs_plugin.rl.teacher import load_teacher
+        model = load_teacher(args.teacher, game=spec.game, num_actions=spec.num_actions)
+        meta = model.teacher_meta
+    else:
+        from a3cs_plugin.rl.checkpoint import load_agent
+        model, meta = load_agent(args.checkpoint, game=spec.game, num_actions=spec.num_actions)
+    res = evaluate(model, spec.game, args.episodes, seed=args.seed, greedy=args.greedy)
+    out = res.to_dict()
+    out.update({"agent": meta.get("agent"), "source": meta.get("path"),
+                "trained_frames": meta.get("frames")})
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{spec.game}: {res.mean:.2f} +- {res.std:.2f} over {res.episodes} episodes "
+              f"({meta.get('agent')}, {meta.get('frames')} training frames)")
+    return 0
+
+
+def cmd_teacher_ship(args) -> int:
+    from a3cs_plugin.teachers.ship import ship
+    info = ship(args.run_dir, args.game, episodes=args.episodes, fp16=not args.fp32,
+                skip_eval=args.no_eval)
+    print(json.dumps(info))
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a zoo agent on an Atari game (PPO/A2C)",
+                              description="Train a zoo agent with PPO or A2C, optionally "
+                                          "distilling from a teacher. Checkpoints to OUT.")
+    p.add_argument("--agent", required=True, help="zoo agent: nature_cnn, resnet14/20/38/74")
+    p.add_argument("--game", required=True, help="Atari game, e.g. Pong, Breakout")
+    p.add_argument("--frames", required=True, help="emulator frames, e.g. 10M, 500k, 1e6")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--algo", default="ppo", choices=["ppo", "a2c"])
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
+    p.add_argument("--teacher", help="teacher: a game with a shipped teacher, or a checkpoint")
+    p.add_argument("--distill-actor", type=float, default=None, help="weight of KL(pi_T||pi_S)")
+    p.add_argument("--distill-critic", type=float, default=None, help="weight of MSE(V_T,V_S)")
+    p.add_argument("--num-envs", type=int, default=None)
+    p.add_argument("--checkpoint-every", default="500k", help="frames between checkpoints")
+    p.add_argument("--hp", action="append", metavar="KEY=VALUE",
+                   help="algorithm hyper-parameter override (repeatable), e.g. num_steps=64")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default, 1; more only on an idle machine)")
+    p.add_argument("--env-threads", type=int, default=1, help="ALE worker threads")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    p.set_defaults(func=cmd_train)
+
+    e = subparsers.add_parser("evaluate", help="score an agent over N full games",
+                              description="Evaluate a teacher or checkpoint: unclipped game "
+                                          "score over N episodes.")
+    e.add_argument("--teacher", help="game with a shipped teacher (Pong) or a teacher file")
+    e.add_argument("--checkpoint", help="checkpoint file or run directory")
+    e.add_argument("--game", required=True)
+    e.add_argument("--episodes", type=int, default=30)
+    e.add_argument("--seed", type=int, default=12345)
+    e.add_argument("--greedy", action="store_true", help="arg-max actions instead of sampling")
+    e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--json", action="store_true", help="print one JSON line")
+    e.set_defaults(func=cmd_evaluate)
+
+    t = subparsers.add_parser("teacher", help="teacher utilities")
+    tsub = t.add_subparsers(dest="teacher_command", metavar="ACTION",
+                            parser_class=subparsers._parser_class)
+    s = tsub.add_parser("ship", help="copy a run's last checkpoint into a3cs_plugin/teachers/")
+    s.add_argument("run_dir")
+    s.add_argument("--game", required=True)
+    s.add_argument("--episodes", type=int, default=30)
+    s.add_argument("--fp32", action="store_true", help="keep fp32 weights (default fp16)")
+    s.add_argument("--no-eval", action="store_true", help="skip the 30-episode evaluation")
+    s.set_defaults(func=cmd_teacher_ship)
+    t.set_defaults(func=lambda a: (t.print_help(sys.stderr), 2)[1])

@@ -1,0 +1,74 @@
+"""A2C, the synchronous variant of A3C (Mnih et al. 2016): one gradient step per rollout.
+
+Hyper-parameters: :class:`a3cs_plugin.rl.config.A2CConfig` (RMSprop, n-step returns).  The update
+optionally adds the distillation loss of :mod:`a3cs_plugin.rl.distill`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from a3cs_plugin.rl.config import A2CConfig, DistillConfig
+from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
+from a3cs_plugin.rl.losses import a2c_loss, compute_gae
+from a3cs_plugin.rl.rollout import Rollout
+
+
+class RMSpropTF(torch.optim.Optimizer):
+    """RMSprop as in TensorFlow / the A3C paper: the squared-gradient average starts at 1 and eps
+    sits inside the square root.  ``torch.optim.RMSprop`` starts the average at 0, so its first
+    steps are ~10x lr per weight, which throws a fresh Atari agent off at lr 7e-4."""
+
+    def __init__(self, params, lr: float = 7e-4, alpha: float = 0.99, eps: float = 1e-5):
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["square_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
+                sq = state["square_avg"]
+                sq.mul_(group["alpha"]).addcmul_(p.grad, p.grad, value=1 - group["alpha"])
+                p.addcdiv_(p.grad, (sq + group["eps"]).sqrt_(), value=-group["lr"])
+        return loss
+
+
+def make_optimizer(model: nn.Module, cfg: A2CConfig) -> torch.optim.Optimizer:
+    return RMSpropTF(model.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
+
+
+def annealed_lr(cfg: A2CConfig, update: int, total_updates: int) -> float:
+    if not cfg.anneal_lr or total_updates <= 0:
+        return cfg.lr
+    return cfg.lr * max(0.0, 1.0 - update / total_updates)
+
+
+def a2c_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Rollout,
+               cfg: A2CConfig, *, generator: torch.Generator | None = None,
+               teacher: nn.Module | None = None, distill: DistillConfig | None = None
+               ) -> dict[str, float]:
+    """One A2C step on the whole rollout; returns stats.  ``generator`` is unused (API parity)."""
+    rollout.advantages, rollout.returns = compute_gae(
+        rollout.rewards, rollout.values, rollout.dones, rollout.last_value, rollout.last_done,
+        cfg.gamma, cfg.gae_lambda)
+    b = rollout.flat()
+    logits, values = model(b["obs"])
+    loss, stats = a2c_loss(logits, values, b["actions"], b["advantages"], b["returns"],
+                           ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, norm_adv=cfg.norm_adv)
+    if teacher is not None and distill is not None and distill.enabled:
+        t_logits, t_values = teacher_outputs(teacher, b["obs"])
+        d_loss, d_stats = distill_loss(logits, values, t_logits, t_values,
+                                       actor_weight=distill.actor, critic_weight=distill.critic)
+        loss = loss + d_loss
+        stats.update(d_stats)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    stats["grad_norm"] = float(nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
+    optimizer.step()
+    stats["loss"] = loss.item()
+    return stats

@@ -1,0 +1,142 @@
+"""Batched on-policy rollout collection for any ``obs_uint8 -> (logits, value)`` module.
+
+:class:`RolloutCollector` steps a vector env (``autoreset_mode=SameStep``) ``num_steps`` times with
+actions sampled from the module's categorical policy (``torch.no_grad``, one batched forward per
+step, observations kept uint8 until the module) and returns a :class:`Rollout` of ``(T, N, ...)``
+tensors.  ``dones[t]`` is 1 when ``obs[t]`` starts a new episode (the previous step ended one), the
+convention of :func:`a3cs_plugin.rl.losses.compute_gae`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class Rollout:
+    obs: torch.Tensor          # (T, N, C, H, W) uint8
+    actions: torch.Tensor      # (T, N) int64
+    logprobs: torch.Tensor     # (T, N) float32, log pi_old(a|s)
+    values: torch.Tensor       # (T, N) float32, V_old(s)
+    rewards: torch.Tensor      # (T, N) float32 (as the env gives them: clipped in training)
+    dones: torch.Tensor        # (T, N) float32, 1 if obs[t] starts a new episode
+    last_value: torch.Tensor   # (N,) V(s_T) for bootstrapping
+    last_done: torch.Tensor    # (N,) 1 if s_T starts a new episode
+    advantages: torch.Tensor | None = None
+    returns: torch.Tensor | None = None
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.actions.shape[0])
+
+    @property
+    def num_envs(self) -> int:
+        return int(self.actions.shape[1])
+
+    def flat(self) -> dict[str, torch.Tensor]:
+        """All per-sample tensors reshaped to ``(T*N, ...)`` (advantages/returns if computed)."""
+        out = {"obs": self.obs.reshape(-1, *self.obs.shape[2:]), "actions": self.actions.reshape(-1),
+               "logprobs": self.logprobs.reshape(-1), "values": self.values.reshape(-1)}
+        if self.advantages is not None:
+            out["advantages"] = self.advantages.reshape(-1)
+            out["returns"] = self.returns.reshape(-1)
+        for k, v in self.extras.items():
+            out[k] = v.reshape(-1, *v.shape[2:])
+        return out
+
+
+def fast_layout(model: nn.Module) -> nn.Module:
+    """Put 4-D conv weights in channels-last layout (in place; same values and state-dict keys).
+
+    oneDNN then runs the convolutions in NHWC: on this 2-core CPU, Nature-CNN forward+backward
+    drops from ~1.35 to ~0.97 ms/sample (batch 256, 1 thread); inputs can stay NCHW uint8.
+    """
+    return model.to(memory_format=torch.channels_last)
+
+
+def sample_actions(logits: torch.Tensor, generator: torch.Generator | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample from the categorical policy; returns ``(actions int64, log-probabilities)``."""
+    logp_all = torch.log_softmax(logits.float(), dim=-1)
+    actions = torch.multinomial(logp_all.exp(), 1, generator=generator).squeeze(-1)
+    return actions, logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+
+class RolloutCollector:
+    """Fills rollouts from a vector env; tracks finished-episode returns and lengths.
+
+    Game-over (as opposed to a life loss reported as termination) is detected from the lives
+    counter: a termination where the lives did not drop, or a truncation.
+    """
+
+    def __init__(self, env, num_steps: int, *, generator: torch.Generator | None = None,
+                 frame_skip: int = 4):
+        self.env = env
+        self.num_envs = int(env.num_envs)
+        self.num_steps = int(num_steps)
+        self.generator = generator
+        self.frame_skip = frame_skip
+        obs_shape = env.single_observation_space.shape
+        T, N = self.num_steps, self.num_envs
+        self._obs = torch.zeros((T, N, *obs_shape), dtype=torch.uint8)
+        self._actions = torch.zeros((T, N), dtype=torch.int64)
+        self._logprobs = torch.zeros((T, N))
+        self._values = torch.zeros((T, N))
+        self._rewards = torch.zeros((T, N))
+        self._dones = torch.zeros((T, N))
+        self.next_obs: torch.Tensor | None = None
+        self.next_done = torch.zeros(N)
+        self.episodes: list[tuple[float, int]] = []   # (return, frames) of finished games
+        self.steps = 0
+
+    def reset(self, seed: int | None = None) -> None:
+        obs, info = self.env.reset(seed=seed)
+        self.next_obs = torch.from_numpy(np.ascontiguousarray(obs))
+        self.next_done = torch.zeros(self.num_envs)
+        self._ep_ret = np.zeros(self.num_envs, dtype=np.float64)
+        self._ep_len = np.zeros(self.num_envs, dtype=np.int64)
+        self._lives = np.asarray(info["lives"]).copy()
+
+    def pop_episodes(self) -> list[tuple[float, int]]:
+        eps, self.episodes = self.episodes, []
+        return eps
+
+    @torch.no_grad()
+    def collect(self, model: nn.Module) -> Rollout:
+        if self.next_obs is None:
+            self.reset()
+        for t in range(self.num_steps):
+            obs = self.next_obs
+            self._obs[t].copy_(obs)
+            self._dones[t].copy_(self.next_done)
+            logits, value = model(obs)
+            action, logp = sample_actions(logits, self.generator)
+            self._actions[t].copy_(action)
+            self._logprobs[t].copy_(logp)
+            self._values[t].copy_(value.float())
+            nobs, rew, term, trunc, info = self.env.step(action.numpy())
+            rew = np.asarray(rew, dtype=np.float32)
+            self._rewards[t].copy_(torch.from_numpy(rew))
+            done = np.logical_or(term, trunc)
+            self.next_obs = torch.from_numpy(np.ascontiguousarray(nobs))
+            self.next_done = torch.from_numpy(done.astype(np.float32))
+            self._track(rew, np.asarray(term), np.asarray(trunc), np.asarray(info["lives"]))
+        self.steps += self.num_steps * self.num_envs
+        last_logits, last_value = model(self.next_obs)
+        return Rollout(self._obs.clone(), self._actions.clone(), self._logprobs.clone(),
+                       self._values.clone(), self._rewards.clone(), self._dones.clone(),
+                       last_value.float().clone(), self.next_done.clone())
+
+    def _track(self, rew, term, trunc, lives) -> None:
+        self._ep_ret += rew
+        self._ep_len += self.frame_skip
+        game_over = trunc | (term & (lives >= self._lives))
+        for i in np.flatnonzero(game_over):
+            self.episodes.append((float(self._ep_ret[i]), int(self._ep_len[i])))
+            self._ep_ret[i] = 0.0
+            self._ep_len[i] = 0
+        self._lives = lives.copy()

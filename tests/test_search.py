@@ -37,7 +37,7 @@ def test_example_configs_parse_and_embedded_quick_config_matches():
     quick = load_config(EXAMPLES / "quick_pong.yaml")
     assert parse_config(yaml.safe_load(QUICK_PONG_YAML)) == quick
     assert quick.search.num_cells == 14 and quick.search.supernet == "single-path"
-    assert quick.updates() == 32768 // (8 * 32 * 4) == 32
+    assert quick.updates() == 131072 // (8 * 32 * 4) == 128
     tiny = load_config(EXAMPLES / "tiny_pong.yaml")
     assert tiny.updates() == 6
     trial = load_config(EXAMPLES / "nni" / "trial_pong.yaml")
@@ -97,6 +97,18 @@ def test_search_cli_end_to_end(tiny_config, tmp_path, capsys):
     spec = (out / "accelerator.yaml").read_text()
     point = json.loads(spec.splitlines()[1].split("point: ", 1)[1])
     assert point == report["accelerator"]
+    # ... and it is a real Timeloop spec: `a3cs hw map` maps a layer on it, and `a3cs hw net
+    # --agent arch.json` (the CLI contract) re-costs the derived pair like the report did
+    capsys.readouterr()
+    layer = ROOT / "arch_specs" / "problems" / "nature_conv2.yaml"
+    assert main(["hw", "map", str(out / "accelerator.yaml"), str(layer), "--time-limit", "0.3", "--json"]) == 0
+    mapped = json.loads(capsys.readouterr().out)
+    assert mapped["cycles"] > 0 and mapped["energy_pJ"] > 0 and mapped["mapping"]
+    assert main(["hw", "net", "--arch", str(out / "accelerator.yaml"), "--agent", str(out / "arch.json"),
+                 "--time-limit", "0.3", "--json"]) == 0
+    net = json.loads(capsys.readouterr().out)
+    assert net["energy_mJ"] == pytest.approx(report["derived"]["energy_mJ"], rel=0.25)
+    assert net["area_mm2"] == pytest.approx(report["derived"]["area_mm2"], rel=1e-6)
     hist = json.loads((out / "history.json").read_text())
     assert len(hist) == report["search"]["updates"] == 6
     assert report["search"]["frames"] == 6 * 2 * 64 * 4

@@ -11,11 +11,11 @@ EXAMPLE = "quick_pong"
 #: The quick example, embedded so that an installed package runs it without the source tree
 #: (kept equal to examples/quick_pong.yaml by the tests).
 QUICK_PONG_YAML = """\
-# Default co-search example (`make run` / `a3cs run-example`): about 5 minutes on 2 idle CPU cores,
+# Default co-search example (`make run` / `a3cs run-example`): about 7 minutes on 2 idle CPU cores,
 # including re-costing the derived agent and the teacher with the mapper.
 game: Pong
 teacher: Pong              # shipped teacher (a3cs_plugin/teachers/pong.pt): distillation source
-frames: 32768              # emulator frames of all search rollouts (32 updates of 8 envs x 32 steps)
+frames: 131072             # emulator frames of all search rollouts (128 updates of 8 envs x 32 steps x 4)
 mode: one-level            # one-level | bi-level | direct-nas
 algo: ppo
 hp: {num_envs: 8, num_steps: 32, num_minibatches: 1, lr: 0.00025}
@@ -37,9 +37,9 @@ search:
   tau_min: 0.5
   distill_actor: 1.0
   distill_critic: 0.5
-  epochs: 4                # checkpoints: one per epoch (--resume continues from the last)
+  epochs: 8                # checkpoints: one per epoch (--resume continues from the last)
 eval:
-  episodes: 2
+  episodes: 3
   teacher: true
 """
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from a3cs_plugin.rl.config import A2CConfig, DistillConfig
+from a3cs_plugin.rl.config import A2CConfig, DistillConfig, annealed_lr  # noqa: F401 (part of the algo API)
 from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
 from a3cs_plugin.rl.losses import a2c_loss, compute_gae
 from a3cs_plugin.rl.rollout import Rollout
@@ -40,12 +40,6 @@ class RMSpropTF(torch.optim.Optimizer):
 
 def make_optimizer(model: nn.Module, cfg: A2CConfig) -> torch.optim.Optimizer:
     return RMSpropTF(model.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
-
-
-def annealed_lr(cfg: A2CConfig, update: int, total_updates: int) -> float:
-    if not cfg.anneal_lr or total_updates <= 0:
-        return cfg.lr
-    return cfg.lr * max(0.0, 1.0 - update / total_updates)
 
 
 def a2c_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Rollout,

@@ -85,6 +85,14 @@ class A2CConfig:
         return self.num_envs * self.num_steps
 
 
+def annealed_lr(cfg: "PPOConfig | A2CConfig", update: int, total_updates: int) -> float:
+    """Learning rate for ``update`` (from 0): linear from ``cfg.lr`` to 0 over ``total_updates`` when
+    ``cfg.anneal_lr``, else constant.  Shared by PPO and A2C."""
+    if not cfg.anneal_lr or total_updates <= 0:
+        return cfg.lr
+    return cfg.lr * max(0.0, 1.0 - update / total_updates)
+
+
 @dataclass
 class DistillConfig:
     """Teacher distillation weights (A3C-S): ``actor * KL(pi_T||pi_S) + critic * MSE(V_T, V_S)``."""

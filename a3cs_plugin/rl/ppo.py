@@ -10,7 +10,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from a3cs_plugin.rl.config import DistillConfig, PPOConfig
+from a3cs_plugin.rl.config import DistillConfig, PPOConfig, annealed_lr  # noqa: F401 (part of the algo API)
 from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
 from a3cs_plugin.rl.losses import compute_gae, ppo_loss
 from a3cs_plugin.rl.rollout import Rollout
@@ -18,13 +18,6 @@ from a3cs_plugin.rl.rollout import Rollout
 
 def make_optimizer(model: nn.Module, cfg: PPOConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
-
-
-def annealed_lr(cfg: PPOConfig, update: int, total_updates: int) -> float:
-    """Linear annealing from ``cfg.lr`` to 0 over ``total_updates`` (``update`` counts from 0)."""
-    if not cfg.anneal_lr or total_updates <= 0:
-        return cfg.lr
-    return cfg.lr * max(0.0, 1.0 - update / total_updates)
 
 
 def ppo_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Rollout,

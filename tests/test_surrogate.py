@@ -189,3 +189,35 @@ def test_fit_surrogate_cli(tmp_path):
     bad = subprocess.run(cmd[:3] + ["--template", "no_such_template"], capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode != 0 and "no_such_template" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ----------------------------------------------------------------------------- feature_version 2
+@pytest.mark.parametrize("name", SHIPPED)
+def test_joint_divisor_features_exact_for_dimension_products(name):
+    """The joint (mesh X, mesh Y) features of products of several dimensions (far above the old
+    4096-entry tables) equal a brute-force search, and the shared-accelerator fast path (table
+    contracted before the gather) gives the same inputs as the per-row path."""
+    from a3cs_plugin.hardware.surrogate.model import _JOINT_SETS, _JOINT_SETS_V2
+    model = _shipped(name)
+    assert model.fv >= 2
+    ix, iy = model.mesh_index
+    xs_ch, ys_ch = model.param_choices[ix], model.param_choices[iy]
+    probs = [conv2d_problem(1, 96, 128, 21, 21, 3, 3), conv2d_problem(1, 1, 1, 14, 14, 5, 5, G=120),
+             linear_problem(1, 3136, 512), conv2d_problem(1, 40, 56, 9, 9, 5, 5)]
+    x = torch.tensor(np.stack([layer_features(p) for p in probs]))
+    dims = torch.round(torch.exp2(x[:, :8])).long()
+    sets = _JOINT_SETS + _JOINT_SETS_V2
+    nj = len(sets)
+    space = DesignSpace.from_template(name)
+    for px, py in ((xs_ch[-1], ys_ch[-1]), (xs_ch[1], ys_ch[2])):
+        point = {**space.default_point(), model.param_names[ix]: px, model.param_names[iy]: py}
+        a = model.accel_tensor(model.point_probs(point))
+        _, shared = model._extra(x, a)
+        _, rows = model._extra(x, a.expand(x.shape[0], -1))
+        assert torch.allclose(shared, rows, atol=1e-5)
+        for i in range(x.shape[0]):
+            for j, ds in enumerate(sets):
+                v = int(np.prod([int(dims[i, k]) for k in ds]))
+                best = max(u * w for u in range(1, px + 1) if v % u == 0
+                           for w in range(1, py + 1) if (v // u) % w == 0)
+                assert float(shared[i, shared.shape[1] - nj + j]) == pytest.approx(math.log2(best), abs=1e-4)

@@ -57,7 +57,7 @@ def register(subparsers) -> None:
     pf.add_argument("--max-evaluations", type=int, default=10000,
                     help="mapper evaluations per point (0 = time limit only); keeps labels load-independent")
     pf.add_argument("--workers", type=int, default=2, help="label processes")
-    pf.add_argument("--steps", type=int, default=2000, help="training steps")
+    pf.add_argument("--steps", type=int, default=4000, help="training steps (the shipped fits used 4000)")
     pf.add_argument("--hidden", type=int, default=64, help="hidden width")
     pf.add_argument("--cache", default=None, help="label cache (JSON lines); reused across runs")
     pf.add_argument("--noise-check", type=int, default=0,

@@ -112,13 +112,13 @@ def accuracy(model: Surrogate, x, a, y) -> dict:
 def train_surrogate(space, x, a, y, *, seed: int = 0, hidden: int = 64, depth: int = 2,
                     steps: int = 2000, lr: float = 3e-3, weight_decay: float = 1e-4,
                     val_frac: float = 0.1, extra_config: dict | None = None,
-                    log=None) -> tuple[Surrogate, dict]:
+                    loss_kind: str = "l1", log=None) -> tuple[Surrogate, dict]:
     """Fit a :class:`Surrogate` on log2 labels (full-batch Adam, best validation step kept)."""
     torch.manual_seed(seed)
     config = {"template": space.name, "param_names": space.names,
               "param_choices": [list(p.choices) for p in space.parameters.values()],
               "mesh_params": mesh_parameters(space), "hidden": hidden, "depth": depth,
-              **(extra_config or {})}
+              "feature_version": 2, **(extra_config or {})}
     model = Surrogate(config)
     n = x.shape[0]
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -140,7 +140,10 @@ def train_surrogate(space, x, a, y, *, seed: int = 0, hidden: int = 64, depth: i
 
     def loss_on(idx):
         pred = (model.predict_log2(x[idx], a[idx]) - model.y_mean - x[idx, 10:11]) / model.y_std
-        return ((pred - yn[idx]) ** 2).mean()
+        r = pred - yn[idx]
+        if loss_kind == "l1":   # closer to the MAPE goal than squares; smooth near zero
+            return torch.nn.functional.smooth_l1_loss(pred, yn[idx], beta=0.002)
+        return (r ** 2).mean()
 
     for step in range(steps):
         model.train()
@@ -158,7 +161,8 @@ def train_surrogate(space, x, a, y, *, seed: int = 0, hidden: int = 64, depth: i
                 log(f"step {step}: train {float(loss.detach()):.4f} val {v:.4f}")
     model.load_state_dict(best_state)
     model.eval()
-    return model, {"steps": steps, "best_step": best_step, "val_loss": best, "n_train": int(len(tr)),
+    return model, {"steps": steps, "loss": "smooth L1 (beta 0.002) on standardised log2" if loss_kind == "l1"
+                   else "MSE on standardised log2", "best_step": best_step, "val_loss": best, "n_train": int(len(tr)),
                    "n_val": int(n_val)}
 
 
@@ -252,6 +256,7 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
                    "heldout_mix": f"heldout (seed {seed + HELDOUT_SEED_OFFSET}), {len(held_layers)} layers"},
         "heldout": held_acc, "train": train_acc, "fit": fit_info, "label_noise": noise,
         "model": {"hidden": hidden, "depth": int(model.config.get("depth", 2)), "inputs": model.n_in,
+                  "feature_version": int(model.config.get("feature_version", 1)),
                   "mesh_params": model.mesh_params,
                   "parameters": int(sum(p.numel() for p in model.net.parameters()))},
         "area_params": [space.names[i] for i in area_params],
@@ -305,6 +310,8 @@ def report_markdown(r: dict) -> str:
               "", f"Model: MLP {r['model']['inputs']} -> {r['model']['hidden']} x {r['model']['depth']} -> 2 "
               f"({r['model']['parameters']} weights; inputs: layer features, choice probabilities, "
               f"expected log2 parameter values, expected largest divisors fitting the "
-              f"{' / '.join(r['model']['mesh_params'])} mesh). Area is an exact table over "
+              f"{' / '.join(r['model']['mesh_params'])} mesh, per axis and jointly, for single "
+              f"dimensions and for the dimension products a dataflow can spread over the array; "
+              f"loss: {r['fit'].get('loss', 'MSE')}, {r['fit']['steps']} steps). Area is an exact table over "
               f"{', '.join(r['area_params']) or '(no parameter)'}.", ""]
     return "\n".join(lines)

@@ -38,6 +38,10 @@ SURROGATE_DIR = Path(__file__).resolve().parents[2] / "surrogates"
 _DIM_SETS = ((1,), (2,), (3,), (4,), (6,), (7,), (2, 4), (1, 2), (3, 4), (1, 6), (2, 3))
 # dimension sets for the joint X*Y fit: G, C, M, C*M, M*Q, P*Q
 _JOINT_SETS = ((7,), (1,), (2,), (1, 2), (2, 4), (3, 4))
+# feature_version 2 adds the dimension sets a dataflow may spread over the mesh (with G): M*Q*G and
+# C*M*S*G (row stationary), M*P*Q*G (output stationary), C*M*G (weight stationary), ...
+_DIM_SETS_V2 = ()
+_JOINT_SETS_V2 = ((1, 2, 7), (2, 3, 4, 7), (1, 2, 4, 6, 7), (2, 4, 7))
 _DMAX = 4096                        # divisor tables cover sizes 1.._DMAX (larger sizes are clipped)
 FORMAT_VERSION = 1
 _CHUNK = 4096                       # rows per pass for large no-grad batches
@@ -80,6 +84,9 @@ class Surrogate(nn.Module):
         # the largest divisor of a (product of) dimension(s) that is <= m. Table: log2 of that
         # divisor per size d (1.._DMAX) and mesh choice, [_DMAX + 1, sum K_mesh]; a batch needs
         # one gather instead of elementwise math.
+        self.fv = int(config.get("feature_version", 1))
+        dim_sets_l = _DIM_SETS + (_DIM_SETS_V2 if self.fv >= 2 else ())
+        joint_sets_l = _JOINT_SETS
         km = sum(self.sizes[i] for i in self.mesh_index)
         nm = len(self.mesh_index)
         d = torch.arange(_DMAX + 1, dtype=torch.int64).clamp_min(1).unsqueeze(1)
@@ -115,20 +122,22 @@ class Surrogate(nn.Module):
                     best = torch.where(ok.unsqueeze(1), torch.maximum(best, cand), best)
                 jcols.append(torch.log2(best))
             jtable = torch.cat(jcols, dim=1)
-            jsets = torch.zeros(8, len(_JOINT_SETS))
-            for j, ds in enumerate(_JOINT_SETS):
+            jsets = torch.zeros(8, len(joint_sets_l))
+            for j, ds in enumerate(joint_sets_l):
                 jsets[list(ds), j] = 1.0
         else:
             jtable, jsets = torch.zeros(_DMAX + 1, 0), torch.zeros(8, 0)
         self.register_buffer("joint_table", jtable, persistent=False)
         self.register_buffer("joint_sets", jsets, persistent=False)
-        sets = torch.zeros(8, len(_DIM_SETS))
-        for j, ds in enumerate(_DIM_SETS):
+        sets = torch.zeros(8, len(dim_sets_l))
+        for j, ds in enumerate(dim_sets_l):
             sets[list(ds), j] = 1.0
         self.register_buffer("dim_sets", sets, persistent=False)
+        if self.fv >= 2 and self.joint:
+            self._prime_code_tables()
 
-        n_in = (NUM_FEATURES + total + len(numeric) + (len(_DIM_SETS) * nm if self.axis_features else 0)
-                + (len(_JOINT_SETS) if self.joint else 0))
+        n_in = (NUM_FEATURES + total + len(numeric) + (len(dim_sets_l) * nm if self.axis_features else 0)
+                + (len(joint_sets_l) + (len(_JOINT_SETS_V2) if self.fv >= 2 else 0) if self.joint else 0))
         # z columns: expected log2 of numeric parameters, then per dimension set and mesh parameter
         # the expected log2 of the largest divisor that fits the mesh
         self.n_in = n_in
@@ -184,29 +193,118 @@ class Surrogate(nn.Module):
                               key="accel_probs", expected="1 row or one per layer")
         return a
 
+    def _prime_code_tables(self) -> None:
+        """feature_version 2: index the divisor tables by the (capped) prime exponents of the size of
+        a dimension set instead of the size itself, so products of several dimensions (far above
+        _DMAX) stay exact. Only primes up to the largest mesh size matter, each up to the power that
+        still fits the largest whole array; row = mixed-radix code of those exponents."""
+        mesh_ch = [[int(c) for c in self.param_choices[i]] for i in self.mesh_index]
+        biggest = max(max(c) for c in mesh_ch)
+        full = 1
+        for c in mesh_ch:
+            full *= max(c)
+        primes = [p for p in range(2, biggest + 1) if all(p % q for q in range(2, p))]
+        caps = []
+        for p in primes:
+            e = 0
+            while p ** (e + 1) <= full:
+                e += 1
+            caps.append(e)
+        radix = [1]
+        for c in caps[:-1]:
+            radix.append(radix[-1] * (c + 1))
+        rows = radix[-1] * (caps[-1] + 1)
+        d = torch.arange(_DMAX + 1, dtype=torch.int64).clamp_min(1)
+        exps = torch.zeros(_DMAX + 1, len(primes))
+        for k, p in enumerate(primes):
+            r = d.clone()
+            while True:
+                ok = (r % p) == 0
+                if not bool(ok.any()):
+                    break
+                exps[:, k] += ok.float()
+                r = torch.where(ok, r // p, r)
+        self.register_buffer("code_exps", exps, persistent=False)                 # [_DMAX+1, P]
+        union = [tuple(1.0 if dd in ds else 0.0 for dd in range(8)) for ds in _JOINT_SETS + _JOINT_SETS_V2]
+        npr, nu = len(primes), len(union)
+        csum = torch.zeros(8 * npr, nu * npr)      # exps [8 x P] -> per set and prime [U x P]
+        cmix = torch.zeros(nu * npr, nu)           # capped exponents -> mixed-radix row
+        for u, col in enumerate(union):
+            for k in range(npr):
+                for dd in range(8):
+                    csum[dd * npr + k, u * npr + k] = col[dd]
+                cmix[u * npr + k, u] = radix[k]
+        self.register_buffer("code_sum", csum, persistent=False)
+        self.register_buffer("code_mix", cmix, persistent=False)
+        self.register_buffer("code_capv", torch.tensor(caps * nu, dtype=torch.float32), persistent=False)
+        code = torch.arange(rows, dtype=torch.int64)
+        val = torch.ones(rows, dtype=torch.int64)
+        for k, p in enumerate(primes):
+            val *= p ** ((code // radix[k]) % (caps[k] + 1))
+
+        def best_div(v, m):   # largest divisor of v that is <= m (elementwise)
+            best = torch.ones_like(v)
+            for a in range(2, int(m) + 1):
+                best = torch.where(v % a == 0, torch.full_like(v, a), best)
+            return best
+
+        if True:
+            mx, my = mesh_ch
+            jcols = []
+            by_a = {}
+            for a in range(1, max(mx) + 1):
+                ok = (val % a) == 0
+                rest = torch.where(ok, val // a, torch.ones_like(val))
+                by_a[a] = (ok, torch.stack([best_div(rest, y_) for y_ in my], dim=1) * a)
+            for x_ in mx:
+                best = torch.ones(rows, len(my), dtype=torch.int64)
+                for a in range(1, x_ + 1):
+                    ok, cand = by_a[a]
+                    best = torch.where(ok.unsqueeze(1), torch.maximum(best, cand), best)
+                jcols.append(torch.log2(best.float()))
+            self.register_buffer("code_joint_table", torch.cat(jcols, dim=1), persistent=False)
+
+    def _set_index(self, x: torch.Tensor, sets: torch.Tensor) -> torch.Tensor:
+        """Row of the (feature_version 1) divisor tables per layer and dimension set ``[N, S]``."""
+        return torch.round(torch.exp2(x[:, :8] @ sets)).clamp_(1, _DMAX).long()
+
+    def _set_codes(self, x: torch.Tensor) -> torch.Tensor:
+        """feature_version 2: table row ``[N, U]`` of each dimension set in ``code_sets`` (the union
+        of the per-axis and joint sets): per prime, the sum of the exponents of the set's
+        dimensions capped at ``code_caps``, as one mixed-radix number (two small matmuls)."""
+        dims = torch.round(torch.exp2(x[:, :8])).clamp_(1, _DMAX).long()               # [N, 8]
+        e = self.code_exps.index_select(0, dims.reshape(-1)).reshape(x.shape[0], -1)  # [N, 8P]
+        se = torch.minimum(e @ self.code_sum, self.code_capv)                         # [N, U P]
+        return (se @ self.code_mix).long()
+
     def _extra(self, x: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Unnormalised accelerator-derived inputs: expected log2 parameter values ``[1|N, V]`` and
         the expected log2 largest fitting divisors ``[N, ...]`` (None without mesh parameters)."""
         n = x.shape[0]
         logv = a @ self.logval
         parts = []
+        shared = a.shape[0] == 1
         if self.axis_features:
-            idx = torch.round(torch.exp2(x[:, :8] @ self.dim_sets)).clamp_(1, _DMAX).long()  # [N, S]
-            g = self.mesh_table.index_select(0, idx.reshape(-1)).reshape(n, idx.shape[1], -1)  # [N,S,Km]
+            idx = self._set_index(x, self.dim_sets)                                         # [N, S]
             pm = a[:, self.mesh_cols]                                                      # [1|N, Km]
-            if a.shape[0] == 1:   # shared accelerator: one matmul with the weighted block matrix
-                mesh = g.reshape(-1, g.shape[-1]) @ (pm.reshape(-1, 1) * self.mesh_blocks)
+            if shared:   # shared accelerator: contract the table first, then gather [N, S, nm]
+                tab = self.mesh_table @ (pm.reshape(-1, 1) * self.mesh_blocks)             # [D, nm]
+                mesh = tab.index_select(0, idx.reshape(-1))
             else:
+                g = self.mesh_table.index_select(0, idx.reshape(-1)).reshape(n, idx.shape[1], -1)
                 mesh = (g * pm.unsqueeze(1)).reshape(-1, g.shape[-1]) @ self.mesh_blocks
             parts.append(mesh.reshape(n, -1))
         if self.joint:
-            jdx = torch.round(torch.exp2(x[:, :8] @ self.joint_sets)).clamp_(1, _DMAX).long()
-            gj = self.joint_table.index_select(0, jdx.reshape(-1)).reshape(n, jdx.shape[1], -1)
+            if self.fv >= 2:   # exact for products of several dimensions: rows by prime-exponent code
+                jdx, jtab = self._set_codes(x), self.code_joint_table
+            else:
+                jdx, jtab = self._set_index(x, self.joint_sets), self.joint_table
             (lo1, hi1), (lo2, hi2) = ((self.offsets[i], self.offsets[i + 1]) for i in self.mesh_index)
             pj = (a[:, lo1:hi1].unsqueeze(2) * a[:, lo2:hi2].unsqueeze(1)).reshape(a.shape[0], -1)
-            if a.shape[0] == 1:
-                parts.append((gj.reshape(-1, gj.shape[-1]) @ pj.reshape(-1, 1)).reshape(n, -1))
+            if shared:
+                parts.append((jtab @ pj.reshape(-1)).index_select(0, jdx.reshape(-1)).reshape(n, -1))
             else:
+                gj = jtab.index_select(0, jdx.reshape(-1)).reshape(n, jdx.shape[1], -1)
                 parts.append(torch.bmm(gj, pj.unsqueeze(2)).reshape(n, -1))
         if not parts:
             return logv, None

@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run        create .venv, install, run the default co-search example"
-	@echo "make test       create .venv, install, run the test suite (~20 min on 2 cores)"
+	@echo "make test       create .venv, install, run every test (~5 min on 2 cores)"
 	@echo "make test-fast  the tests without those marked slow"
 	@echo "make test-long  the benchmarks with their targets (= make bench)"
 
@@ -35,7 +35,7 @@ venv install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/a3cs run-example
 
-# Every test, the real nnictl experiment and kill/--resume runs included (~6 min on 2 cores).
+# Every test, the real nnictl experiment and kill/--resume runs included (~5 min on 2 cores).
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 

@@ -49,6 +49,7 @@ test-long bench: $(STAMP)
 	$(PY) benchmarks/mapper_speed.py
 	$(PY) benchmarks/surrogate_speed.py
 	$(PY) benchmarks/rl_throughput.py --json
+	$(PY) benchmarks/supernet_cost.py --updates 2 --threads 1
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -4,7 +4,7 @@ Each variant runs in its own process (peak RSS is per process) with ``--threads`
 reports CPU seconds and environment frames per CPU second for full updates (rollout of
 ``num_envs x num_steps`` + PPO loss forward/backward + optimizer step), plus peak memory.
 
-    python examples/bench_supernet.py --updates 3 --threads 2
+    python benchmarks/supernet_cost.py --updates 3 --threads 2
 """
 from __future__ import annotations
 

@@ -45,6 +45,8 @@ test-fast: $(STAMP)
 
 # The benchmarks with their targets (parity table, mapper vs Timeloop, throughput ratios); ~15 min.
 test-long bench: $(STAMP)
+	$(PIP) install -q $(FIND_LINKS) -e ".[bench]"  # Stable-Baselines3, the RL throughput baseline
+	rm -rf a3cs.egg-info
 	$(PY) benchmarks/model_parity.py
 	$(PY) benchmarks/mapper_speed.py
 	$(PY) benchmarks/surrogate_speed.py

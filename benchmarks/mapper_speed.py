@@ -27,6 +27,8 @@ sys.path.insert(0, str(ROOT))
 REF = ROOT.parent / "shared" / "timeloop-reference"
 ACCELFORGE_S_PER_EVAL = 0.12
 
+from a3cs_plugin.hardware.mapper.search import _better  # noqa: E402  (the mapper's own metric order)
+
 
 def _load(case, with_mapping=False):
     from a3cs_plugin.hardware.spec import load_spec
@@ -35,12 +37,8 @@ def _load(case, with_mapping=False):
 
 
 def _lex_le(a, b, rtol=1e-9):
-    for x, y in zip(a, b):
-        if x < y * (1 - rtol):
-            return True
-        if x > y * (1 + rtol):
-            return False
-    return True
+    """a <= b lexicographically (within rtol): not strictly better the other way round."""
+    return not _better(np.asarray(b, dtype=float), np.asarray(a, dtype=float), rtol)
 
 
 def quality(cases, time_limit, seed):

@@ -10,7 +10,7 @@ from torch import nn
 
 from a3cs_plugin.rl.config import A2CConfig, DistillConfig, annealed_lr  # noqa: F401 (part of the algo API)
 from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
-from a3cs_plugin.rl.losses import a2c_loss, compute_gae
+from a3cs_plugin.rl.losses import a2c_loss
 from a3cs_plugin.rl.rollout import Rollout
 
 
@@ -47,10 +47,7 @@ def a2c_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Roll
                teacher: nn.Module | None = None, distill: DistillConfig | None = None
                ) -> dict[str, float]:
     """One A2C step on the whole rollout; returns stats.  ``generator`` is unused (API parity)."""
-    rollout.advantages, rollout.returns = compute_gae(
-        rollout.rewards, rollout.values, rollout.dones, rollout.last_value, rollout.last_done,
-        cfg.gamma, cfg.gae_lambda)
-    b = rollout.flat()
+    b = rollout.with_gae(cfg.gamma, cfg.gae_lambda)
     logits, values = model(b["obs"])
     loss, stats = a2c_loss(logits, values, b["actions"], b["advantages"], b["returns"],
                            ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, norm_adv=cfg.norm_adv)

@@ -12,7 +12,7 @@ from torch import nn
 
 from a3cs_plugin.rl.config import DistillConfig, PPOConfig, annealed_lr  # noqa: F401 (part of the algo API)
 from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
-from a3cs_plugin.rl.losses import compute_gae, ppo_loss
+from a3cs_plugin.rl.losses import ppo_loss
 from a3cs_plugin.rl.rollout import Rollout
 
 
@@ -25,10 +25,7 @@ def ppo_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Roll
                teacher: nn.Module | None = None, distill: DistillConfig | None = None
                ) -> dict[str, float]:
     """GAE on ``rollout`` then ``update_epochs`` epochs of minibatch PPO; returns mean stats."""
-    rollout.advantages, rollout.returns = compute_gae(
-        rollout.rewards, rollout.values, rollout.dones, rollout.last_value, rollout.last_done,
-        cfg.gamma, cfg.gae_lambda)
-    b = rollout.flat()
+    b = rollout.with_gae(cfg.gamma, cfg.gae_lambda)
     use_teacher = teacher is not None and distill is not None and distill.enabled
     if use_teacher:
         b["t_logits"], b["t_values"] = teacher_outputs(teacher, b["obs"])

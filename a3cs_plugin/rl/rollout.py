@@ -37,6 +37,13 @@ class Rollout:
     def num_envs(self) -> int:
         return int(self.actions.shape[1])
 
+    def with_gae(self, gamma: float, gae_lambda: float) -> dict[str, torch.Tensor]:
+        """Compute GAE advantages and returns in place, then return :meth:`flat`."""
+        from a3cs_plugin.rl.losses import compute_gae
+        self.advantages, self.returns = compute_gae(self.rewards, self.values, self.dones, self.last_value,
+                                                    self.last_done, gamma, gae_lambda)
+        return self.flat()
+
     def flat(self) -> dict[str, torch.Tensor]:
         """All per-sample tensors reshaped to ``(T*N, ...)`` (advantages/returns if computed)."""
         out = {"obs": self.obs.reshape(-1, *self.obs.shape[2:]), "actions": self.actions.reshape(-1),

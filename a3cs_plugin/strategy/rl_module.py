@@ -21,7 +21,7 @@ from a3cs_plugin.errors import ConfigError
 from a3cs_plugin.rl.config import algo_config
 from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
 from a3cs_plugin.rl.envs import make_train_env
-from a3cs_plugin.rl.losses import a2c_loss, compute_gae, ppo_loss
+from a3cs_plugin.rl.losses import a2c_loss, ppo_loss
 from a3cs_plugin.rl.rollout import RolloutCollector
 
 
@@ -116,10 +116,7 @@ class RolloutModule(LightningModule):
 
     # ----- one update -------------------------------------------------------------------------
     def rl_loss(self, rollout) -> tuple[torch.Tensor, dict[str, float]]:
-        adv, ret = compute_gae(rollout.rewards, rollout.values, rollout.dones, rollout.last_value,
-                               rollout.last_done, self.cfg.gamma, self.cfg.gae_lambda)
-        rollout.advantages, rollout.returns = adv, ret
-        b = rollout.flat()
+        b = rollout.with_gae(self.cfg.gamma, self.cfg.gae_lambda)
         logits, values = self.model(b["obs"])
         if self.algo == "ppo":
             loss, stats = ppo_loss(logits, values, b["actions"], b["logprobs"], b["values"], b["advantages"],

@@ -6,7 +6,10 @@ for policy and value, entropy 0.01, value 0.5, grad-norm 0.5, GAE 0.99/0.95), th
 count, and the same C++ vector env (ale-py ``AtariVectorEnv``, given to SB3 through a small
 ``VecEnv`` adapter), so the ratio measures the training engines, not the emulators.  The a3cs
 side differs only in what the engine does: uint8 rollout storage, torch generators, channels-last
-conv weights (:func:`a3cs_plugin.rl.rollout.fast_layout`).
+conv weights (:func:`a3cs_plugin.rl.rollout.fast_layout`) and, with ``--precision bf16`` (the
+default ``auto`` picks it on CPUs with native bf16), bfloat16 autocast for the network passes
+(:mod:`a3cs_plugin.rl.precision`).  Our engine is also timed in fp32 (``a3cs_fp32_fps``,
+``ratio_fp32``) so both numbers come from the same run.
 
 Each engine runs ``--repeats`` times, alternating, and its best run counts (other jobs on a
 shared machine only ever slow a run down).  Prints ONE JSON line: ``a3cs_fps``, ``sb3_fps``, ``env_only_fps`` (random actions, same vector
@@ -29,6 +32,7 @@ import torch
 from a3cs_plugin.agents.zoo import build_agent, count_params
 from a3cs_plugin.rl import PPOConfig, RolloutCollector, make_train_env, ppo_update
 from a3cs_plugin.rl import ppo as ppo_mod
+from a3cs_plugin.rl.precision import resolve_precision
 from a3cs_plugin.rl.rollout import fast_layout
 
 GAME = "Pong"
@@ -50,10 +54,12 @@ def env_only_fps(num_envs: int, frames: int) -> float:
 
 def a3cs_fps(cfg: PPOConfig, frames: int, seed: int) -> tuple[float, dict]:
     env = make_train_env(GAME, cfg.num_envs)
+    precision = resolve_precision(cfg.precision)
     torch.manual_seed(seed)
     model = fast_layout(build_agent("nature_cnn", env.single_action_space.n))
     opt = ppo_mod.make_optimizer(model, cfg)
-    col = RolloutCollector(env, cfg.num_steps, generator=torch.Generator().manual_seed(seed))
+    col = RolloutCollector(env, cfg.num_steps, generator=torch.Generator().manual_seed(seed),
+                           precision=precision)
     col.reset(seed=seed)
     mb_gen = torch.Generator().manual_seed(seed + 1)
     updates = max(1, frames // (cfg.batch_size * 4))
@@ -146,10 +152,13 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both engines")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs per engine (best)")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="auto",
+                    help="a3cs engine arithmetic (auto: bf16 where the CPU has native bf16)")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    cfg = PPOConfig()
+    cfg = PPOConfig(precision=resolve_precision(a.precision))
+    cfg32 = PPOConfig(precision="fp32")
     try:
         import stable_baselines3  # noqa: F401
     except ImportError:
@@ -157,16 +166,22 @@ def main(argv=None) -> int:
         return 2
     env_fps = env_only_fps(cfg.num_envs, 20_000)
     # alternate the engines so that load from other processes hits both alike; best run counts
-    ours_runs, theirs_runs = [], []
+    ours_runs, fp32_runs, theirs_runs = [], [], []
     for _ in range(a.repeats):
         ours_runs.append(a3cs_fps(cfg, a.frames, a.seed))
         theirs_runs.append(sb3_fps(cfg, a.frames, a.seed))
+        if cfg.precision != "fp32":
+            fp32_runs.append(a3cs_fps(cfg32, a.frames, a.seed))
     ours, extra = max(ours_runs, key=lambda r: r[0])
     theirs, extra2 = max(theirs_runs, key=lambda r: r[0])
+    ours32 = max(fp32_runs, key=lambda r: r[0])[0] if fp32_runs else ours
     extra["a3cs_fps_runs"] = [round(r[0], 1) for r in ours_runs]
     extra2["sb3_fps_runs"] = [round(r[0], 1) for r in theirs_runs]
     out = {"a3cs_fps": round(ours, 1), "sb3_fps": round(theirs, 1),
            "env_only_fps": round(env_fps, 1), "ratio": round(ours / theirs, 3),
+           "a3cs_precision": cfg.precision, "a3cs_fp32_fps": round(ours32, 1),
+           "ratio_fp32": round(ours32 / theirs, 3),
+           "a3cs_vs_env_only": round(ours / env_fps, 3),
            "frames": a.frames, "num_envs": cfg.num_envs, "num_steps": cfg.num_steps,
            "threads": a.threads, "cpus": os.cpu_count(),
            "load_avg_1m": round(os.getloadavg()[0], 2), **extra, **extra2}

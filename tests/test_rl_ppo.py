@@ -19,20 +19,24 @@ def _value_mse(model, obs, returns):
     return float(((v - returns) ** 2).mean())
 
 
-def test_ppo_on_pong_fits_value_and_improves_surrogate():
-    """A real PPO run on Pong (4 envs x 64 steps x 3 rollouts = 3072 frames).
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_ppo_on_pong_fits_value_and_improves_surrogate(precision):
+    """A real PPO run on Pong (4 envs x 64 steps x 3 rollouts = 3072 frames), fp32 and bf16.
 
     After training on a fixed held rollout, its value error must drop and the policy must move
     probability toward positive-advantage actions; both fail if the loss/update is wrong.
     """
-    cfg = PPOConfig(num_envs=4, num_steps=64, update_epochs=4, num_minibatches=4, lr=1e-3)
+    cfg = PPOConfig(num_envs=4, num_steps=64, update_epochs=4, num_minibatches=4, lr=1e-3,
+                    precision=precision)
     env = make_train_env("Pong", cfg.num_envs)
     torch.manual_seed(0)
     model = build_agent("nature_cnn", env.single_action_space.n)
     opt = ppo.make_optimizer(model, cfg)
-    col = RolloutCollector(env, cfg.num_steps, generator=torch.Generator().manual_seed(0))
+    col = RolloutCollector(env, cfg.num_steps, generator=torch.Generator().manual_seed(0),
+                           precision=precision)
     col.reset(seed=0)
     ro = col.collect(model)
+    assert ro.logprobs.dtype == torch.float32 and ro.values.dtype == torch.float32
     assert ro.obs.dtype == torch.uint8 and ro.obs.shape == (64, 4, 4, 84, 84)
     assert set(np.unique(ro.rewards.numpy())) <= {-1.0, 0.0, 1.0}
     adv, ret = compute_gae(ro.rewards, ro.values, ro.dones, ro.last_value, ro.last_done,

@@ -11,6 +11,7 @@ from torch import nn
 from a3cs_plugin.rl.config import A2CConfig, DistillConfig, annealed_lr  # noqa: F401 (part of the algo API)
 from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
 from a3cs_plugin.rl.losses import a2c_loss
+from a3cs_plugin.rl.precision import autocast
 from a3cs_plugin.rl.rollout import Rollout
 
 
@@ -48,11 +49,14 @@ def a2c_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Roll
                ) -> dict[str, float]:
     """One A2C step on the whole rollout; returns stats.  ``generator`` is unused (API parity)."""
     b = rollout.with_gae(cfg.gamma, cfg.gae_lambda)
-    logits, values = model(b["obs"])
+    with autocast(cfg.precision):
+        logits, values = model(b["obs"])
+    logits, values = logits.float(), values.float()
     loss, stats = a2c_loss(logits, values, b["actions"], b["advantages"], b["returns"],
                            ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, norm_adv=cfg.norm_adv)
     if teacher is not None and distill is not None and distill.enabled:
-        t_logits, t_values = teacher_outputs(teacher, b["obs"])
+        with autocast(cfg.precision):
+            t_logits, t_values = teacher_outputs(teacher, b["obs"])
         d_loss, d_stats = distill_loss(logits, values, t_logits, t_values,
                                        actor_weight=distill.actor, critic_weight=distill.critic)
         loss = loss + d_loss

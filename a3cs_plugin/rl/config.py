@@ -10,6 +10,9 @@ Defaults come from the literature:
   n-step returns (GAE lambda 1), lr annealed linearly.
 * :class:`DistillConfig` -- A3C-S (Fu et al. 2021) distillation: actor KL(pi_T || pi_S) and critic
   MSE(V_T, V_S), each with a weight; both 0 disables distillation.
+
+``precision`` (both algorithms) is an engine setting, not a hyper-parameter of the papers: ``fp32``
+(default) or ``bf16`` autocast for the network passes (:mod:`a3cs_plugin.rl.precision`).
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ class PPOConfig:
     ent_coef: float = 0.01
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
+    precision: str = "fp32"          # fp32 | bf16 | auto (a3cs_plugin.rl.precision)
 
     def __post_init__(self) -> None:
         _validate_common(self)
@@ -76,6 +80,7 @@ class A2CConfig:
     ent_coef: float = 0.01
     vf_coef: float = 0.25
     max_grad_norm: float = 0.5
+    precision: str = "fp32"          # fp32 | bf16 | auto (a3cs_plugin.rl.precision)
 
     def __post_init__(self) -> None:
         _validate_common(self)
@@ -117,6 +122,8 @@ def _validate_common(cfg: Any) -> None:
     _check(cfg.ent_coef >= 0, "ent_coef", ">= 0", cfg.ent_coef)
     _check(cfg.vf_coef >= 0, "vf_coef", ">= 0", cfg.vf_coef)
     _check(cfg.max_grad_norm > 0, "max_grad_norm", "> 0", cfg.max_grad_norm)
+    _check(str(cfg.precision).lower() in ("fp32", "bf16", "auto"), "precision",
+           "fp32, bf16 or auto", cfg.precision)
 
 
 ALGOS = {"ppo": PPOConfig, "a2c": A2CConfig}

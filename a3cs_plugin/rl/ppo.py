@@ -13,6 +13,7 @@ from torch import nn
 from a3cs_plugin.rl.config import DistillConfig, PPOConfig, annealed_lr  # noqa: F401 (part of the algo API)
 from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
 from a3cs_plugin.rl.losses import ppo_loss
+from a3cs_plugin.rl.precision import autocast
 from a3cs_plugin.rl.rollout import Rollout
 
 
@@ -28,7 +29,8 @@ def ppo_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Roll
     b = rollout.with_gae(cfg.gamma, cfg.gae_lambda)
     use_teacher = teacher is not None and distill is not None and distill.enabled
     if use_teacher:
-        b["t_logits"], b["t_values"] = teacher_outputs(teacher, b["obs"])
+        with autocast(cfg.precision):
+            b["t_logits"], b["t_values"] = teacher_outputs(teacher, b["obs"])
     n = b["actions"].shape[0]
     mb = max(1, n // cfg.num_minibatches)
     sums: dict[str, float] = defaultdict(float)
@@ -37,7 +39,9 @@ def ppo_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Roll
         perm = torch.randperm(n, generator=generator)
         for start in range(0, n, mb):
             idx = perm[start:start + mb]
-            logits, values = model(b["obs"][idx])
+            with autocast(cfg.precision):
+                logits, values = model(b["obs"][idx])
+            logits, values = logits.float(), values.float()
             loss, stats = ppo_loss(
                 logits, values, b["actions"][idx], b["logprobs"][idx], b["values"][idx],
                 b["advantages"][idx], b["returns"][idx], clip_coef=cfg.clip_coef,

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from a3cs_plugin.rl.precision import autocast, resolve_precision
+
 
 @dataclass
 class Rollout:
@@ -81,8 +83,9 @@ class RolloutCollector:
     """
 
     def __init__(self, env, num_steps: int, *, generator: torch.Generator | None = None,
-                 frame_skip: int = 4):
+                 frame_skip: int = 4, precision: str = "fp32"):
         self.env = env
+        self.precision = resolve_precision(precision)
         self.num_envs = int(env.num_envs)
         self.num_steps = int(num_steps)
         self.generator = generator
@@ -120,7 +123,8 @@ class RolloutCollector:
             obs = self.next_obs
             self._obs[t].copy_(obs)
             self._dones[t].copy_(self.next_done)
-            logits, value = model(obs)
+            with autocast(self.precision):
+                logits, value = model(obs)
             action, logp = sample_actions(logits, self.generator)
             self._actions[t].copy_(action)
             self._logprobs[t].copy_(logp)
@@ -133,7 +137,8 @@ class RolloutCollector:
             self.next_done = torch.from_numpy(done.astype(np.float32))
             self._track(rew, np.asarray(term), np.asarray(trunc), np.asarray(info["lives"]))
         self.steps += self.num_steps * self.num_envs
-        last_logits, last_value = model(self.next_obs)
+        with autocast(self.precision):
+            last_logits, last_value = model(self.next_obs)
         return Rollout(self._obs.clone(), self._actions.clone(), self._logprobs.clone(),
                        self._values.clone(), self._rewards.clone(), self._dones.clone(),
                        last_value.float().clone(), self.next_done.clone())

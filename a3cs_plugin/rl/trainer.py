@@ -119,7 +119,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
 
     env = make_train_env(cfg.game, algo_cfg.num_envs, num_threads=cfg.env_threads)
     collector = RolloutCollector(env, algo_cfg.num_steps, generator=sample_gen,
-                                 frame_skip=FRAME_SKIP)
+                                 frame_skip=FRAME_SKIP, precision=algo_cfg.precision)
     frames = update * frames_per_update
     writer = _tb_writer(out, frames)
     csv_file = _open_csv(out / "metrics.csv", frames)

@@ -51,7 +51,8 @@ def retrain(run_dir: str | Path, frames: int, *, episodes: int = 30, seed: int |
     optimizer = algo.make_optimizer(model, acfg)
     gen = torch.Generator().manual_seed(seed)
     env = make_train_env(cfg.game, acfg.num_envs)
-    collector = RolloutCollector(env, acfg.num_steps, generator=gen, frame_skip=FRAME_SKIP)
+    collector = RolloutCollector(env, acfg.num_steps, generator=gen, frame_skip=FRAME_SKIP,
+                                 precision=acfg.precision)
     collector.reset(seed=seed)
     per_update = acfg.num_envs * acfg.num_steps * FRAME_SKIP
     total = max(1, int(frames) // per_update)

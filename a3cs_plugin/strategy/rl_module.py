@@ -22,6 +22,7 @@ from a3cs_plugin.rl.config import algo_config
 from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
 from a3cs_plugin.rl.envs import make_train_env
 from a3cs_plugin.rl.losses import a2c_loss, ppo_loss
+from a3cs_plugin.rl.precision import autocast
 from a3cs_plugin.rl.rollout import RolloutCollector
 
 
@@ -96,7 +97,8 @@ class RolloutModule(LightningModule):
     def collector(self) -> RolloutCollector:
         if self._collector is None:
             env = make_train_env(self.game, self.cfg.num_envs, num_threads=self.env_threads)
-            self._collector = RolloutCollector(env, self.cfg.num_steps, generator=self._generator)
+            self._collector = RolloutCollector(env, self.cfg.num_steps, generator=self._generator,
+                                               precision=self.cfg.precision)
             self._collector.reset(seed=self.seed)
         return self._collector
 
@@ -117,7 +119,9 @@ class RolloutModule(LightningModule):
     # ----- one update -------------------------------------------------------------------------
     def rl_loss(self, rollout) -> tuple[torch.Tensor, dict[str, float]]:
         b = rollout.with_gae(self.cfg.gamma, self.cfg.gae_lambda)
-        logits, values = self.model(b["obs"])
+        with autocast(self.cfg.precision):
+            logits, values = self.model(b["obs"])
+        logits, values = logits.float(), values.float()
         if self.algo == "ppo":
             loss, stats = ppo_loss(logits, values, b["actions"], b["logprobs"], b["values"], b["advantages"],
                                    b["returns"], clip_coef=self.cfg.clip_coef, clip_vloss=self.cfg.clip_vloss,
@@ -129,7 +133,8 @@ class RolloutModule(LightningModule):
                                    norm_adv=self.cfg.norm_adv)
         stats["rl_loss"] = float(loss)
         if self.distill_enabled:
-            t_logits, t_values = teacher_outputs(self.teacher, b["obs"])
+            with autocast(self.cfg.precision):
+                t_logits, t_values = teacher_outputs(self.teacher, b["obs"])
             d_loss, d_stats = distill_loss(logits, values, t_logits, t_values,
                                            actor_weight=self.distill_actor, critic_weight=self.distill_critic)
             loss = loss + d_loss

@@ -1,0 +1,53 @@
+"""Numeric precision of the RL engine's forward/backward passes: ``fp32`` or ``bf16``.
+
+``bf16`` runs the agent under CPU autocast (oneDNN bfloat16 convolutions and matmuls, fp32 master
+weights, fp32 optimiser state); everything after the network -- log-softmax, ratios, GAE, value
+loss, gradient clipping -- stays fp32 because the engine casts logits and values back with
+``.float()``.  On CPUs with native bf16 instructions (``avx512_bf16`` or AMX) Nature-CNN
+forward+backward is ~1.8x faster than fp32 (measured on this 2-core Xeon: 0.39 vs 0.69
+ms/sample, batch 256, one thread); without them bf16 is emulated and slower, so ``auto`` picks
+``bf16`` only where the CPU has it.  The default stays ``fp32``: it is what the shipped teachers
+were trained with.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import torch
+
+from a3cs_plugin.errors import ConfigError
+
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU advertises bf16 arithmetic (x86 ``avx512_bf16``/``amx_bf16``, Arm ``bf16``)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("flags", "features")):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str) -> str:
+    """``fp32``/``bf16`` as given; ``auto`` -> ``bf16`` where the CPU has native bf16, else ``fp32``."""
+    p = str(precision).lower()
+    if p not in PRECISIONS:
+        raise ConfigError(f"unknown precision '{precision}'", key="precision",
+                          expected="fp32, bf16 or auto")
+    if p == "auto":
+        return "bf16" if cpu_has_native_bf16() and torch.backends.mkldnn.is_available() else "fp32"
+    return p
+
+
+def autocast(precision: str):
+    """Context manager running the enclosed forward passes at ``precision`` (no-op for fp32)."""
+    if resolve_precision(precision) == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()

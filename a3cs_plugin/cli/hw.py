@@ -178,5 +178,6 @@ def _resolve_arch(name: str) -> str:
     p = Path(name)
     if p.exists() or p.suffix in (".yaml", ".yml") or "/" in name:
         return name
-    shipped = Path(__file__).resolve().parents[2] / "arch_specs" / f"{name}.yaml"
+    from a3cs_plugin.paths import arch_specs_dir
+    shipped = arch_specs_dir() / f"{name}.yaml"
     return str(shipped) if shipped.is_file() else name

@@ -21,17 +21,19 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ...errors import ConfigError
+from ...paths import template_dir
 from .template import Tagged, dump_yaml, load_yaml_text, substitute
 
 __all__ = ["Parameter", "DesignSpace", "TEMPLATE_DIR", "list_templates"]
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "arch_specs" / "templates"
+#: ``arch_specs/templates`` as found at import (checkout, ``A3CS_ARCH_SPECS`` or installed data)
+TEMPLATE_DIR = template_dir()
 _INHERITED = ("technology", "global_cycle_seconds", "datawidth")
 
 
 def list_templates() -> list[str]:
     """Names of the templates shipped in ``arch_specs/templates``."""
-    return sorted(p.stem for p in TEMPLATE_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in template_dir().glob("*.yaml"))
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ class DesignSpace:
         """Load ``arch_specs/templates/<name>.yaml`` or a template file path."""
         path = Path(name_or_path)
         if not path.suffix:
-            path = TEMPLATE_DIR / f"{name_or_path}.yaml"
+            path = template_dir() / f"{name_or_path}.yaml"
         if not path.is_file():
             raise ConfigError(f"unknown accelerator template '{name_or_path}'", key="template",
                               expected="a template file or one of " + ", ".join(list_templates()))

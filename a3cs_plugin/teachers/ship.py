@@ -109,6 +109,7 @@ def ship(run_dir: str | Path, game: str, *, episodes: int = 30, fp16: bool = Tru
     n_eps = _curve(run_dir, png, f"{label}: {meta['agent']} {meta.get('config', {}).get('algo', '')}",
                    max_frames=int(meta["frames"]))
     extra = {"eval": ev, "fp16_fidelity": fid,
+             "precision": (meta.get("config", {}).get("hp") or {}).get("precision", "fp32"),
              "algo": meta.get("config", {}).get("algo"), "seed": meta.get("config", {}).get("seed"),
              "source_run": str(run_dir.resolve()), "training_episodes": n_eps,
              "shipped_at": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
@@ -151,8 +152,9 @@ sample for `nature_cnn` (9.3 M MACs) and 3.20 ms for `resnet14` (35.7 M MACs); t
 0.60 vs 1.01 ms.  PPO spends one forward and four forward+backward passes per sample, so
 `nature_cnn` trains about 2.8x more frames per CPU-second, and the teacher's quality here is
 bounded by frames, not by capacity (Nature-CNN reaches +20 on Pong in the literature).  The
-machine is shared by several jobs, so the teacher ran at `nice 15` and got far fewer frames than
-10M; the score below is what those frames gave.
+runs were cut into several sessions (`--resume`) on a machine shared with other jobs; each table
+says how many frames a teacher got and in which arithmetic it was trained (`--precision`: fp32,
+or bf16 autocast with fp32 master weights, ~1.5x the frames per CPU-second here).
 
 ## Teachers
 """
@@ -174,6 +176,7 @@ def write_readme(out_dir: str | Path = TEACHER_DIR) -> Path:
         lines.append(f"| agent | `{ck['agent']}` ({ck.get('algo') or 'ppo'}, seed "
                      f"{ck.get('seed')}) |")
         lines.append(f"| training frames | {ck['frames']:,} |")
+        lines.append(f"| training arithmetic | {ck.get('precision') or 'fp32'} |")
         lines.append(f"| training episodes | {ck.get('training_episodes')} |")
         lines.append(f"| evaluation | {score} |")
         if ev:

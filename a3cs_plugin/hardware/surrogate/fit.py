@@ -112,13 +112,17 @@ def accuracy(model: Surrogate, x, a, y) -> dict:
 def train_surrogate(space, x, a, y, *, seed: int = 0, hidden: int = 64, depth: int = 2,
                     steps: int = 2000, lr: float = 3e-3, weight_decay: float = 1e-4,
                     val_frac: float = 0.1, extra_config: dict | None = None,
-                    loss_kind: str = "l1", log=None) -> tuple[Surrogate, dict]:
+                    loss_kind: str = "l1", log=None, feature_version: int = 3
+                    ) -> tuple[Surrogate, dict]:
     """Fit a :class:`Surrogate` on log2 labels (full-batch Adam, best validation step kept)."""
     torch.manual_seed(seed)
     config = {"template": space.name, "param_names": space.names,
               "param_choices": [list(p.choices) for p in space.parameters.values()],
               "mesh_params": mesh_parameters(space), "hidden": hidden, "depth": depth,
-              "feature_version": 2, **(extra_config or {})}
+              "feature_version": feature_version, **(extra_config or {})}
+    if feature_version >= 3 and "util" not in config:
+        from .utilization import spatial_slots
+        config["util"] = spatial_slots(space)
     model = Surrogate(config)
     n = x.shape[0]
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -130,16 +134,17 @@ def train_surrogate(space, x, a, y, *, seed: int = 0, hidden: int = 64, depth: i
         z = model._inputs(x[tr], a[tr])[:, NUM_FEATURES + a.shape[1]:]
         model.z_mean.copy_(z.mean(0))
         model.z_std.copy_(z.std(0).clamp_min(1e-3))
-        t = y[tr] - x[tr, 10:11]
+        base = model.baseline(x, a)
+        t = y[tr] - base[tr]
         model.y_mean.copy_(t.mean(0))
         model.y_std.copy_(t.std(0).clamp_min(1e-3))
     opt = torch.optim.AdamW(model.net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     best, best_state, best_step = float("inf"), None, 0
-    yn = (y - model.y_mean - x[:, 10:11]) / model.y_std
+    yn = (y - model.y_mean - base) / model.y_std
 
     def loss_on(idx):
-        pred = (model.predict_log2(x[idx], a[idx]) - model.y_mean - x[idx, 10:11]) / model.y_std
+        pred = (model.predict_log2(x[idx], a[idx]) - model.y_mean - base[idx]) / model.y_std
         r = pred - yn[idx]
         if loss_kind == "l1":   # closer to the MAPE goal than squares; smooth near zero
             return torch.nn.functional.smooth_l1_loss(pred, yn[idx], beta=0.002)

@@ -47,6 +47,14 @@ FORMAT_VERSION = 1
 _CHUNK = 4096                       # rows per pass for large no-grad batches
 
 
+def _first_rows(keys: torch.Tensor) -> tuple[list[int], list[int]]:
+    """Distinct values of ``keys`` and the first row holding each."""
+    uniq, inv = torch.unique(keys, return_inverse=True)
+    first = torch.full((uniq.shape[0],), keys.shape[0], dtype=torch.long).scatter_reduce(
+        0, inv, torch.arange(keys.shape[0]), reduce="amin")
+    return uniq.tolist(), first.tolist()
+
+
 class Surrogate(nn.Module):
     """Fitted cost model for one design-space template (see module doc)."""
 
@@ -136,11 +144,24 @@ class Surrogate(nn.Module):
         if self.fv >= 2 and self.joint:
             self._prime_code_tables()
 
+        # feature_version 3: the exact compute bound (utilization.py) over the joint grid of mesh and
+        # dataflow parameters, one input column and the baseline of the cycles output
+        self.util = config.get("util") if self.fv >= 3 else None
+        self.util_params = (list(self.util["mesh"]) + list(self.util["struct"])) if self.util else []
+        k_grid = 1
+        for i in self.util_params:
+            k_grid *= self.sizes[i]
+        self._util_keys = torch.zeros(0, dtype=torch.long)           # sorted layer hashes
+        self._util_table = torch.zeros(0, k_grid)                     # their log2 bound grids
         n_in = (NUM_FEATURES + total + len(numeric) + (len(dim_sets_l) * nm if self.axis_features else 0)
-                + (len(joint_sets_l) + (len(_JOINT_SETS_V2) if self.fv >= 2 else 0) if self.joint else 0))
+                + (len(joint_sets_l) + (len(_JOINT_SETS_V2) if self.fv >= 2 else 0) if self.joint else 0)
+                + (1 if self.util else 0))
         # z columns: expected log2 of numeric parameters, then per dimension set and mesh parameter
         # the expected log2 of the largest divisor that fits the mesh
         self.n_in = n_in
+        # random odd 62-bit weights: (dims * w).sum() (wrapping int64) keys the distinct layers
+        self.register_buffer("_util_hash", torch.randint(
+            1, 2 ** 62, (8,), generator=torch.Generator().manual_seed(20211205)) | 1, persistent=False)
         self.register_buffer("x_mean", torch.zeros(NUM_FEATURES))
         self.register_buffer("x_std", torch.ones(NUM_FEATURES))
         self.register_buffer("z_mean", torch.zeros(n_in - NUM_FEATURES - total))
@@ -277,9 +298,57 @@ class Surrogate(nn.Module):
         se = torch.minimum(e @ self.code_sum, self.code_capv)                         # [N, U P]
         return (se @ self.code_mix).long()
 
-    def _extra(self, x: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _util_log2(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """feature_version 3: expected log2 of the exact compute bound (most PEs any mapping can
+        fill) ``[N]`` under the joint (independent) probabilities of the mesh and dataflow
+        parameters.  Per distinct layer, the grid over all their joint choices comes from
+        :func:`utilization.log2_util_grid` once; rows are kept in a table sorted by a hash of the
+        layer's dimensions, so a batch costs one ``searchsorted`` and one gather."""
+        dims = torch.round(torch.exp2(x[:, :8])).long()
+        keys = (dims * self._util_hash).sum(1)
+        pos = torch.searchsorted(self._util_keys, keys).clamp_(max=max(0, self._util_keys.numel() - 1))
+        hit = self._util_keys.numel() > 0 and bool((self._util_keys[pos] == keys).all())
+        if not hit:
+            self._util_add(dims, keys)
+            pos = torch.searchsorted(self._util_keys, keys)
+        pj = None
+        for i in self.util_params:
+            p = a[:, self.offsets[i]:self.offsets[i + 1]]
+            pj = p if pj is None else (pj.unsqueeze(2) * p.unsqueeze(1)).reshape(a.shape[0], -1)
+        if a.shape[0] == 1:
+            return (self._util_table @ pj[0]).index_select(0, pos)
+        return (self._util_table.index_select(0, pos) * pj).sum(1)
+
+    def _util_add(self, dims: torch.Tensor, keys: torch.Tensor) -> None:
+        """Compute the grids of layers not yet in the table and re-sort it."""
+        from .utilization import log2_util_grid
+        known = set(self._util_keys.tolist())
+        new_k, new_rows = [], []
+        for k, i in zip(*_first_rows(keys)):
+            if k in known:
+                continue
+            known.add(k)
+            new_k.append(k)
+            new_rows.append(log2_util_grid(tuple(dims[i].tolist()), self.util, self.param_choices))
+        if not new_k:
+            return
+        k_all = torch.cat([self._util_keys, torch.tensor(new_k, dtype=torch.long)])
+        t_all = torch.cat([self._util_table, torch.tensor(new_rows, dtype=torch.float32)])
+        order = torch.argsort(k_all)
+        self._util_keys, self._util_table = k_all[order], t_all[order].contiguous()
+
+    def baseline(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """``[N, 2]`` what the network's output is added to: log2 MACs for energy; log2 MACs (v1,
+        v2) or the log2 compute-bound cycles ``log2(MACs / U)`` (v3) for cycles."""
+        base = x[:, 10:11].expand(-1, 2)
+        if not self.util:
+            return base
+        return base - torch.stack([torch.zeros(x.shape[0]), self._util_log2(x, a)], dim=1)
+
+    def _extra(self, x: torch.Tensor, a: torch.Tensor):
         """Unnormalised accelerator-derived inputs: expected log2 parameter values ``[1|N, V]`` and
-        the expected log2 largest fitting divisors ``[N, ...]`` (None without mesh parameters)."""
+        the expected log2 largest fitting divisors ``[N, ...]`` (None without mesh parameters),
+        then (v3) the expected log2 compute bound; third item: that bound ``[N]`` (or None)."""
         n = x.shape[0]
         logv = a @ self.logval
         parts = []
@@ -306,25 +375,30 @@ class Surrogate(nn.Module):
             else:
                 gj = jtab.index_select(0, jdx.reshape(-1)).reshape(n, jdx.shape[1], -1)
                 parts.append(torch.bmm(gj, pj.unsqueeze(2)).reshape(n, -1))
+        util = None
+        if self.util:
+            util = self._util_log2(x, a)
+            parts.append(util.unsqueeze(1))
         if not parts:
-            return logv, None
-        return logv, parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+            return logv, None, util
+        return logv, parts[0] if len(parts) == 1 else torch.cat(parts, dim=1), util
 
     def _inputs(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """The standardised network input ``[N, n_in]`` (layer features, probabilities, derived)."""
         n = x.shape[0]
-        logv, mesh = self._extra(x, a)
+        logv, mesh, _ = self._extra(x, a)
         z = torch.cat([logv.expand(n, -1)] + ([] if mesh is None else [mesh]), dim=1)
         z = (z - self.z_mean) / self.z_std
         xs = (x - self.x_mean) / self.x_std
         return torch.cat([xs, a.expand(n, -1), z], dim=1)
 
     def _forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """``net(_inputs(x, a))`` with the standardisation folded into the first layer and no
-        concatenation (same numbers, less memory traffic)."""
+        """Log2 prediction ``[N, 2]``: ``net(_inputs(x, a))`` (standardisation folded into the first
+        layer, no concatenation: same numbers, less memory traffic), de-standardised, plus the
+        :meth:`baseline`."""
         first = self.net[0]
         w, f, t = first.weight, NUM_FEATURES, a.shape[1]
-        logv, mesh = self._extra(x, a)
+        logv, mesh, util = self._extra(x, a)
         nv = logv.shape[1]
         wx = w[:, :f] / self.x_std
         wa = w[:, f:f + t]
@@ -336,7 +410,10 @@ class Surrogate(nn.Module):
             h = h + a @ wa.T + logv @ wz[:, :nv].T
         if mesh is not None:
             h = torch.addmm(h, mesh, wz[:, nv:].T)
-        return self.net[1:](h)
+        out = torch.addcmul(self.y_mean, self.net[1:](h), self.y_std) + x[:, 10:11]
+        if util is not None:
+            out = out - torch.stack([torch.zeros_like(util), util], dim=1)
+        return out
 
     def predict_log2(self, layer_feats, accel_probs) -> torch.Tensor:
         """``[N, 2]``: log2 energy (pJ) and log2 cycles."""
@@ -354,8 +431,7 @@ class Surrogate(nn.Module):
                              for i in range(0, n, _CHUNK)])
         else:
             out = self._forward(x, a)
-        out = out * self.y_std + self.y_mean
-        return out + x[:, 10:11]  # + log2 MACs
+        return out
 
     def predict(self, layer_feats, accel_probs) -> tuple[torch.Tensor, torch.Tensor]:
         """``(energy_pJ[N], cycles[N])``, differentiable in ``accel_probs``."""

@@ -316,7 +316,10 @@ def report_markdown(r: dict) -> str:
               f"({r['model']['parameters']} weights; inputs: layer features, choice probabilities, "
               f"expected log2 parameter values, expected largest divisors fitting the "
               f"{' / '.join(r['model']['mesh_params'])} mesh, per axis and jointly, for single "
-              f"dimensions and for the dimension products a dataflow can spread over the array; "
-              f"loss: {r['fit'].get('loss', 'MSE')}, {r['fit']['steps']} steps). Area is an exact table over "
+              f"dimensions and for the dimension products a dataflow can spread over the array"
+              + ("; and the exact compute bound: the most PEs any mapping can fill for each mesh x "
+                 "dataflow choice, read from the mapper's map space, also the cycles baseline "
+                 "log2(MACs / bound)" if r['model'].get('feature_version', 1) >= 3 else "")
+              + f"; loss: {r['fit'].get('loss', 'MSE')}, {r['fit']['steps']} steps). Area is an exact table over "
               f"{', '.join(r['area_params']) or '(no parameter)'}.", ""]
     return "\n".join(lines)

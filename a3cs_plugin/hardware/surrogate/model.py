@@ -12,6 +12,10 @@ design, a softmax / Gumbel-softmax relaxation during search). The network sees
 * with two mesh parameters X, Y: per dimension set d, the expected log2 of the largest a*b with
   a | d, b | d/a, a <= X, b <= Y (the most the whole array can hold),
 
+* (feature_version 3) the expected log2 of the exact compute bound ``U`` -- the most PEs any
+  mapping can fill, per joint mesh x dataflow choice (:mod:`.utilization`) -- which also moves the
+  cycles output to a residual over ``log2(MACs / U)``,
+
 all of which are expectations under the probabilities (linear in each probability vector), so
 gradients reach the accelerator logits and a soft mix of choices is a valid input. It predicts log2(energy / MACs) and log2(cycles / MACs).
 Area and clock period of a point do not need a learned model: they are stored as exact tables over

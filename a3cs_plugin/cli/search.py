@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from a3cs_plugin.errors import ConfigError
+from a3cs_plugin.errors import CheckpointError, ConfigError
 
 EXAMPLE = "quick_pong"
 
@@ -112,7 +112,18 @@ def cmd_run_example(args) -> int:
             print(f"a3cs run-example: {out} was made with another config; moved it to {old}",
                   file=sys.stderr, flush=True)
             resume = False
-    report = run_search(cfg, out, resume=resume)
+    try:
+        report = run_search(cfg, out, resume=resume)
+    except CheckpointError as exc:
+        if not resume:
+            raise
+        # an older a3cs (another surrogate, say) made that run: keep it, start a new one
+        import time
+        old = out.with_name(f"{out.name}.prev-{time.strftime('%Y%m%d-%H%M%S')}")
+        out.rename(old)
+        print(f"a3cs run-example: cannot resume {out} ({exc}); moved it to {old}",
+              file=sys.stderr, flush=True)
+        report = run_search(cfg, out, resume=False)
     d, t = report["derived"], report.get("teacher") or {}
     print(f"derived agent : score {_f(d.get('score'))}, {_f(d.get('fps'))} FPS, "
           f"{_f(d.get('energy_mJ'))} mJ/inference, {_f(d.get('latency_ms'))} ms, {_f(d.get('area_mm2'))} mm^2")

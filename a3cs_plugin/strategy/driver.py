@@ -140,6 +140,8 @@ def run_search(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, rec
         except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint
             raise CheckpointError(f"unreadable checkpoint ({type(exc).__name__})",
                                   file=evaluator.fit_kwargs["ckpt_path"]) from None
+        _check_cost_state(ck.get("state_dict", {}), getattr(strategy, "cost_model", None),
+                          evaluator.fit_kwargs["ckpt_path"])
         resumed = {"resumed_from_update": len(ck.get("a3cs", {}).get("history", [])),
                    "resumed_from_frames": int(ck.get("rollout_module", {}).get("frames", 0))}
         log(f"a3cs search: resuming from {evaluator.fit_kwargs['ckpt_path']} "
@@ -156,6 +158,13 @@ def run_search(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, rec
     engine = SequentialExecutionEngine()
     try:
         strategy(RawFormatModelSpace(space, evaluator), engine)
+    except RuntimeError as exc:
+        if "loading state_dict" not in str(exc):
+            raise
+        raise CheckpointError(f"checkpoint does not fit this search ({str(exc).splitlines()[-1].strip()[:120]})",
+                              file=evaluator.fit_kwargs.get("ckpt_path"),
+                              expected="a new --out directory (the run was made by another a3cs version)"
+                              ) from None
     finally:
         nni.trial._params = outer_params
         engine.shutdown()
@@ -276,6 +285,21 @@ def _write_report(out: Path, report: dict[str, Any], history, episodes) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str))
     (out / "report.md").write_text(markdown(report))
     plot_history(history, out, episodes)
+
+
+def _check_cost_state(state: dict, cost_model: Any, where: str) -> None:
+    """Refuse to resume a run whose checkpoint holds another cost model (e.g. a surrogate refitted
+    since): its tensors would not fit, and Lightning would fail deep inside with a traceback."""
+    current = cost_model.state_dict() if isinstance(cost_model, torch.nn.Module) else {}
+    for key, value in state.items():
+        if "cost_model." not in key:
+            continue
+        sub = key.split("cost_model.", 1)[1]
+        mine = current.get(sub)
+        if mine is not None and tuple(mine.shape) != tuple(value.shape):
+            raise CheckpointError(f"checkpoint was made with another cost model ({sub}: "
+                                  f"{tuple(value.shape)} vs {tuple(mine.shape)} now)", file=where,
+                                  expected="a new --out directory (the surrogate changed since this run)")
 
 
 def check_cost_model(cost_model: Any) -> None:

@@ -99,25 +99,13 @@ def cmd_run_example(args) -> int:
         cfg = load_config(path)
     print(f"a3cs run-example: {path} -> {out}", file=sys.stderr, flush=True)
     resume = (out / "checkpoints" / "last.ckpt").exists()
-    saved = out / "config.yaml"
-    if resume and saved.is_file():
-        try:
-            same = load_config(saved).model_dump() == cfg.model_dump()
-        except Exception:  # noqa: BLE001 - an unreadable old config: keep it aside like a changed one
-            same = False
-        if not same:   # the example changed since that run: keep the old run, start a new one
-            import time
-            old = out.with_name(f"{out.name}.prev-{time.strftime('%Y%m%d-%H%M%S')}")
-            out.rename(old)
-            print(f"a3cs run-example: {out} was made with another config; moved it to {old}",
-                  file=sys.stderr, flush=True)
-            resume = False
     try:
         report = run_search(cfg, out, resume=resume)
     except CheckpointError as exc:
         if not resume:
             raise
-        # an older a3cs (another surrogate, say) made that run: keep it, start a new one
+        # the example changed since that run, or another a3cs version (another surrogate, say)
+        # made it: keep it under a new name and start a new run
         import time
         old = out.with_name(f"{out.name}.prev-{time.strftime('%Y%m%d-%H%M%S')}")
         out.rename(old)

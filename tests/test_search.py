@@ -199,3 +199,21 @@ def test_multi_seed_search_keeps_the_best(tiny_config, tmp_path):
     assert scores[best] == max(scores.values())
     with pytest.raises(ConfigError, match="seeds"):
         parse_config({"seeds": [1, 1]})
+
+
+def test_run_example_keeps_a_run_it_cannot_resume(tmp_path, capsys):
+    """`make run` after the example changed: the old run is kept under a new name, untouched, and
+    a new run is made (nothing written before is lost)."""
+    out = tmp_path / "tiny_pong"
+    (out / "checkpoints").mkdir(parents=True)
+    old_cfg = yaml.safe_load((EXAMPLES / "tiny_pong.yaml").read_text())
+    old_cfg["seed"] = int(old_cfg.get("seed", 0)) + 7
+    (out / "config.yaml").write_text(yaml.safe_dump(old_cfg, sort_keys=False))
+    (out / "checkpoints" / "last.ckpt").write_bytes(b"an older run's checkpoint")
+    assert main(["run-example", "--example", "tiny_pong", "--out", str(out)]) == 0
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("tiny_pong.prev-")]
+    assert len(kept) == 1
+    assert (kept[0] / "checkpoints" / "last.ckpt").read_bytes() == b"an older run's checkpoint"
+    assert yaml.safe_load((kept[0] / "config.yaml").read_text()) == old_cfg
+    assert json.loads((out / "report.json").read_text())["derived"]["fps"] > 0
+    assert "moved it to" in capsys.readouterr().err

@@ -59,6 +59,8 @@ def register(subparsers) -> None:
     pf.add_argument("--workers", type=int, default=2, help="label processes")
     pf.add_argument("--steps", type=int, default=4000, help="training steps (the shipped fits used 4000)")
     pf.add_argument("--hidden", type=int, default=64, help="hidden width")
+    pf.add_argument("--train-layers", type=int, default=None,
+                    help="distinct layers of the training mix (default 2000; fits before 2026-12 used 600)")
     pf.add_argument("--cache", default=None, help="label cache (JSON lines); reused across runs")
     pf.add_argument("--noise-check", type=int, default=0,
                     help="re-label this many held-out pairs with another mapper seed (label-noise floor)")
@@ -167,7 +169,8 @@ def cmd_fit_surrogate(args) -> int:
     torch.set_num_threads(1)
     fit_surrogate(args.template, args.samples, args.out, args.seed, args.time_limit, args.workers,
                   heldout=args.heldout, cache=args.cache, max_evaluations=args.max_evaluations or None,
-                  steps=args.steps, hidden=args.hidden, noise_check=args.noise_check)
+                  steps=args.steps, hidden=args.hidden, noise_check=args.noise_check,
+                  **({"train_layers": args.train_layers} if args.train_layers else {}))
     return 0
 
 

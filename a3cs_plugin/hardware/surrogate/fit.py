@@ -26,7 +26,7 @@ from .model import Surrogate
 __all__ = ["fit_surrogate", "train_surrogate", "accuracy", "exact_tables", "mesh_parameters"]
 
 HELDOUT_SEED_OFFSET = 1000
-TRAIN_LAYERS = 600
+TRAIN_LAYERS = 2000   # distinct training layers (shipped fits before 2026-12: 600)
 HELDOUT_LAYERS = 200
 
 
@@ -112,17 +112,17 @@ def accuracy(model: Surrogate, x, a, y) -> dict:
 def train_surrogate(space, x, a, y, *, seed: int = 0, hidden: int = 64, depth: int = 2,
                     steps: int = 2000, lr: float = 3e-3, weight_decay: float = 1e-4,
                     val_frac: float = 0.1, extra_config: dict | None = None,
-                    loss_kind: str = "l1", log=None, feature_version: int = 3
-                    ) -> tuple[Surrogate, dict]:
+                    loss_kind: str = "l1", log=None, feature_version: int = 4,
+                    activation: str = "silu") -> tuple[Surrogate, dict]:
     """Fit a :class:`Surrogate` on log2 labels (full-batch Adam, best validation step kept)."""
     torch.manual_seed(seed)
     config = {"template": space.name, "param_names": space.names,
               "param_choices": [list(p.choices) for p in space.parameters.values()],
               "mesh_params": mesh_parameters(space), "hidden": hidden, "depth": depth,
-              "feature_version": feature_version, **(extra_config or {})}
+              "feature_version": feature_version, "activation": activation, **(extra_config or {})}
     if feature_version >= 3 and "util" not in config:
         from .utilization import spatial_slots
-        config["util"] = spatial_slots(space)
+        config["util"] = spatial_slots(space, bandwidth=feature_version >= 4)
     model = Surrogate(config)
     n = x.shape[0]
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -182,7 +182,8 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
                   seed: int = 0, time_limit_per_point: float = 1.0, workers: int = 2, *,
                   heldout: int | None = None, cache: str | Path | None = None,
                   max_evaluations: int | None = 10000, progress: bool = True, steps: int = 2000,
-                  hidden: int = 64, noise_check: int = 0, print_fn=print) -> dict:
+                  hidden: int = 64, noise_check: int = 0, train_layers: int = TRAIN_LAYERS,
+                  print_fn=print) -> dict:
     """Label, fit, evaluate and save a surrogate; returns the report dict.
 
     Writes ``out`` (``.pt``), ``out`` with ``.json`` and ``.md`` (the report). ``cache`` (JSON lines)
@@ -203,7 +204,9 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
     heldout = heldout or max(100, samples // 5)
     rng = np.random.default_rng(seed)
     # fixed layer pools: a larger `samples` extends the same pair sequence (labels are reused)
-    train_layers = layer_mix("train", TRAIN_LAYERS, seed)
+    if train_layers < 4:
+        raise ConfigError("too few training layers", key="--train-layers", expected=">= 4", got=train_layers)
+    train_layers = layer_mix("train", train_layers, seed)
     train_pairs = _pairs(space, train_layers, samples, rng)
     hrng = np.random.default_rng(seed + HELDOUT_SEED_OFFSET)
     held_layers = layer_mix("heldout", HELDOUT_LAYERS, seed + HELDOUT_SEED_OFFSET)
@@ -261,6 +264,7 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
                    "heldout_mix": f"heldout (seed {seed + HELDOUT_SEED_OFFSET}), {len(held_layers)} layers"},
         "heldout": held_acc, "train": train_acc, "fit": fit_info, "label_noise": noise,
         "model": {"hidden": hidden, "depth": int(model.config.get("depth", 2)), "inputs": model.n_in,
+                  "activation": model.config.get("activation", "silu"),
                   "feature_version": int(model.config.get("feature_version", 1)),
                   "mesh_params": model.mesh_params,
                   "parameters": int(sum(p.numel() for p in model.net.parameters()))},
@@ -320,6 +324,9 @@ def report_markdown(r: dict) -> str:
               + ("; and the exact compute bound: the most PEs any mapping can fill for each mesh x "
                  "dataflow choice, read from the mapper's map space, also the cycles baseline "
                  "log2(MACs / bound)" if r['model'].get('feature_version', 1) >= 3 else "")
+              + ("; the bound also counts the words a single-instance buffer with finite bandwidth "
+                 "must move (every word of each tensor it keeps, at least once)"
+                 if r['model'].get('feature_version', 1) >= 4 else "")
               + f"; loss: {r['fit'].get('loss', 'MSE')}, {r['fit']['steps']} steps). Area is an exact table over "
               f"{', '.join(r['area_params']) or '(no parameter)'}.", ""]
     return "\n".join(lines)

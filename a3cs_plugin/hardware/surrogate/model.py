@@ -14,10 +14,16 @@ design, a softmax / Gumbel-softmax relaxation during search). The network sees
 
 * (feature_version 3) the expected log2 of the exact compute bound ``U`` -- the most PEs any
   mapping can fill, per joint mesh x dataflow choice (:mod:`.utilization`) -- which also moves the
-  cycles output to a residual over ``log2(MACs / U)``,
+  cycles output to a residual over ``log2(MACs / U)``; feature_version 4 lowers ``U`` to
+  ``MACs / bound`` where the bandwidth of a single-instance buffer bounds the cycles more
+  (depthwise layers on the Eyeriss-like global buffer),
 
 all of which are expectations under the probabilities (linear in each probability vector), so
 gradients reach the accelerator logits and a soft mix of choices is a valid input. It predicts log2(energy / MACs) and log2(cycles / MACs).
+Everything derived from a layer's sizes alone (divisor-table rows, bound grids) is cached per
+distinct layer, so a batch of thousands of rows over a few hundred layers costs one
+``searchsorted``; rows that are concrete designs (one-hot, no gradient asked for) read each
+expectation as one table entry.
 Area and clock period of a point do not need a learned model: they are stored as exact tables over
 the parameters they depend on and contracted with the probabilities (the expectation under
 independent per-parameter choices; exact for one-hot inputs).
@@ -155,17 +161,21 @@ class Surrogate(nn.Module):
         k_grid = 1
         for i in self.util_params:
             k_grid *= self.sizes[i]
-        self._util_keys = torch.zeros(0, dtype=torch.long)           # sorted layer hashes
-        self._util_table = torch.zeros(0, k_grid)                     # their log2 bound grids
+        # per-layer cache (sorted by a hash of the layer's sizes and strides): the divisor-table
+        # rows of its dimension sets and its bound grid; a batch then costs one searchsorted
+        self._lkeys = torch.zeros(0, dtype=torch.long)
+        self._lidx = torch.zeros(0, len(dim_sets_l), dtype=torch.long)   # axis-feature rows
+        self._ljdx = torch.zeros(0, 0, dtype=torch.long)                 # joint-feature rows
+        self._util_table = torch.zeros(0, k_grid)                        # log2 bound grids
         n_in = (NUM_FEATURES + total + len(numeric) + (len(dim_sets_l) * nm if self.axis_features else 0)
                 + (len(joint_sets_l) + (len(_JOINT_SETS_V2) if self.fv >= 2 else 0) if self.joint else 0)
                 + (1 if self.util else 0))
         # z columns: expected log2 of numeric parameters, then per dimension set and mesh parameter
         # the expected log2 of the largest divisor that fits the mesh
         self.n_in = n_in
-        # random odd 62-bit weights: (dims * w).sum() (wrapping int64) keys the distinct layers
+        # random odd 62-bit weights: (dims and strides * w).sum() (wrapping int64) keys the distinct layers
         self.register_buffer("_util_hash", torch.randint(
-            1, 2 ** 62, (8,), generator=torch.Generator().manual_seed(20211205)) | 1, persistent=False)
+            1, 2 ** 62, (10,), generator=torch.Generator().manual_seed(20211205)) | 1, persistent=False)
         self.register_buffer("x_mean", torch.zeros(NUM_FEATURES))
         self.register_buffer("x_std", torch.ones(NUM_FEATURES))
         self.register_buffer("z_mean", torch.zeros(n_in - NUM_FEATURES - total))
@@ -174,8 +184,13 @@ class Surrogate(nn.Module):
         self.register_buffer("y_std", torch.ones(2))
         layers: list[nn.Module] = []
         d = n_in
+        acts = {"silu": nn.SiLU, "relu": nn.ReLU, "hardswish": nn.Hardswish}
+        act = config.get("activation", "silu")
+        if act not in acts:
+            raise ConfigError(f"unknown surrogate activation '{act}'", key="activation",
+                              expected=", ".join(acts))
         for _ in range(depth):
-            layers += [nn.Linear(d, hidden), nn.SiLU()]
+            layers += [nn.Linear(d, hidden), acts[act]()]
             d = hidden
         layers.append(nn.Linear(d, 2))
         self.net = nn.Sequential(*layers)
@@ -302,19 +317,13 @@ class Surrogate(nn.Module):
         se = torch.minimum(e @ self.code_sum, self.code_capv)                         # [N, U P]
         return (se @ self.code_mix).long()
 
-    def _util_log2(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    def _util_log2(self, x: torch.Tensor, a: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
         """feature_version 3: expected log2 of the exact compute bound (most PEs any mapping can
         fill) ``[N]`` under the joint (independent) probabilities of the mesh and dataflow
         parameters.  Per distinct layer, the grid over all their joint choices comes from
         :func:`utilization.log2_util_grid` once; rows are kept in a table sorted by a hash of the
         layer's dimensions, so a batch costs one ``searchsorted`` and one gather."""
-        dims = torch.round(torch.exp2(x[:, :8])).long()
-        keys = (dims * self._util_hash).sum(1)
-        pos = torch.searchsorted(self._util_keys, keys).clamp_(max=max(0, self._util_keys.numel() - 1))
-        hit = self._util_keys.numel() > 0 and bool((self._util_keys[pos] == keys).all())
-        if not hit:
-            self._util_add(dims, keys)
-            pos = torch.searchsorted(self._util_keys, keys)
+        pos = self._layer_rows(x) if pos is None else pos
         pj = None
         for i in self.util_params:
             p = a[:, self.offsets[i]:self.offsets[i + 1]]
@@ -323,23 +332,64 @@ class Surrogate(nn.Module):
             return (self._util_table @ pj[0]).index_select(0, pos)
         return (self._util_table.index_select(0, pos) * pj).sum(1)
 
-    def _util_add(self, dims: torch.Tensor, keys: torch.Tensor) -> None:
-        """Compute the grids of layers not yet in the table and re-sort it."""
+    def _layer_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Row of each layer in the per-layer cache (new layers are added first)."""
+        dims = torch.cat([torch.round(torch.exp2(x[:, :8])), torch.round(x[:, 8:10])], dim=1).long()
+        keys = (dims * self._util_hash).sum(1)
+        pos = torch.searchsorted(self._lkeys, keys).clamp_(max=max(0, self._lkeys.numel() - 1))
+        hit = self._lkeys.numel() > 0 and bool((self._lkeys[pos] == keys).all())
+        if not hit:
+            self._layer_add(x, dims, keys)
+            pos = torch.searchsorted(self._lkeys, keys)
+        return pos
+
+    def _onehot_choices(self, a: torch.Tensor) -> torch.Tensor | None:
+        """Choice index per parameter ``[N, P]`` when every row of ``a`` is a concrete design (one
+        1 per parameter block, zeros elsewhere) and no gradient is asked for; else None. Then every
+        expectation is a single table entry: one gather instead of a gather-and-contract over all
+        choices (same numbers)."""
+        if a.shape[0] == 1 or a.requires_grad:
+            return None
+        f = (a == 1.0).float()
+        if not torch.equal(f, a):          # only zeros and ones
+            return None
+        if not hasattr(self, "_block_count"):
+            cnt = torch.zeros(self.offsets[-1], len(self.sizes))
+            pos = torch.zeros(self.offsets[-1], len(self.sizes))
+            for i, k in enumerate(self.sizes):
+                cnt[self.offsets[i]:self.offsets[i + 1], i] = 1.0
+                pos[self.offsets[i]:self.offsets[i + 1], i] = torch.arange(k, dtype=torch.float32)
+            self._block_count, self._block_pos = cnt, pos
+        # exactly one 1 in every parameter's block
+        if not bool(((f @ self._block_count) == 1.0).all()):
+            return None
+        return (f @ self._block_pos).long()
+
+    def _layer_add(self, x: torch.Tensor, dims: torch.Tensor, keys: torch.Tensor) -> None:
+        """Add the layers of ``x`` not yet cached (table rows, bound grids) and re-sort."""
         from .utilization import log2_util_grid
-        known = set(self._util_keys.tolist())
-        new_k, new_rows = [], []
+        known = set(self._lkeys.tolist())
+        new_k, rows = [], []
         for k, i in zip(*_first_rows(keys)):
-            if k in known:
-                continue
-            known.add(k)
-            new_k.append(k)
-            new_rows.append(log2_util_grid(tuple(dims[i].tolist()), self.util, self.param_choices))
+            if k not in known:
+                known.add(k)
+                new_k.append(k)
+                rows.append(i)
         if not new_k:
             return
-        k_all = torch.cat([self._util_keys, torch.tensor(new_k, dtype=torch.long)])
-        t_all = torch.cat([self._util_table, torch.tensor(new_rows, dtype=torch.float32)])
+        xr = x.detach()[torch.tensor(rows, dtype=torch.long)]
+        k_all = torch.cat([self._lkeys, torch.tensor(new_k, dtype=torch.long)])
         order = torch.argsort(k_all)
-        self._util_keys, self._util_table = k_all[order], t_all[order].contiguous()
+        self._lkeys = k_all[order]
+        if self.axis_features:
+            self._lidx = torch.cat([self._lidx, self._set_index(xr, self.dim_sets)])[order].contiguous()
+        if self.joint:
+            j = self._set_codes(xr) if self.fv >= 2 else self._set_index(xr, self.joint_sets)
+            self._ljdx = (torch.cat([self._ljdx, j]) if self._ljdx.numel() else j)[order].contiguous()
+        if self.util:
+            grids = torch.tensor([log2_util_grid(tuple(dims[i].tolist()), self.util, self.param_choices)
+                                  for i in rows], dtype=torch.float32)
+            self._util_table = torch.cat([self._util_table, grids])[order].contiguous()
 
     def baseline(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """``[N, 2]`` what the network's output is added to: log2 MACs for energy; log2 MACs (v1,
@@ -355,10 +405,14 @@ class Surrogate(nn.Module):
         then (v3) the expected log2 compute bound; third item: that bound ``[N]`` (or None)."""
         n = x.shape[0]
         logv = a @ self.logval
+        pos = self._layer_rows(x)
+        ch = self._onehot_choices(a)
+        if ch is not None:
+            return (logv,) + self._extra_onehot(x, ch, pos)
         parts = []
         shared = a.shape[0] == 1
         if self.axis_features:
-            idx = self._set_index(x, self.dim_sets)                                         # [N, S]
+            idx = self._lidx.index_select(0, pos)                                          # [N, S]
             pm = a[:, self.mesh_cols]                                                      # [1|N, Km]
             if shared:   # shared accelerator: contract the table first, then gather [N, S, nm]
                 tab = self.mesh_table @ (pm.reshape(-1, 1) * self.mesh_blocks)             # [D, nm]
@@ -368,10 +422,9 @@ class Surrogate(nn.Module):
                 mesh = (g * pm.unsqueeze(1)).reshape(-1, g.shape[-1]) @ self.mesh_blocks
             parts.append(mesh.reshape(n, -1))
         if self.joint:
-            if self.fv >= 2:   # exact for products of several dimensions: rows by prime-exponent code
-                jdx, jtab = self._set_codes(x), self.code_joint_table
-            else:
-                jdx, jtab = self._set_index(x, self.joint_sets), self.joint_table
+            # v2: exact for products of several dimensions (rows by prime-exponent code)
+            jdx = self._ljdx.index_select(0, pos)
+            jtab = self.code_joint_table if self.fv >= 2 else self.joint_table
             (lo1, hi1), (lo2, hi2) = ((self.offsets[i], self.offsets[i + 1]) for i in self.mesh_index)
             pj = (a[:, lo1:hi1].unsqueeze(2) * a[:, lo2:hi2].unsqueeze(1)).reshape(a.shape[0], -1)
             if shared:
@@ -381,11 +434,44 @@ class Surrogate(nn.Module):
                 parts.append(torch.bmm(gj, pj.unsqueeze(2)).reshape(n, -1))
         util = None
         if self.util:
-            util = self._util_log2(x, a)
+            util = self._util_log2(x, a, pos)
             parts.append(util.unsqueeze(1))
         if not parts:
             return logv, None, util
         return logv, parts[0] if len(parts) == 1 else torch.cat(parts, dim=1), util
+
+    def _extra_onehot(self, x: torch.Tensor, ch: torch.Tensor, pos: torch.Tensor):
+        """:meth:`_extra` (without the log2 values) for concrete designs, ``ch`` from
+        :meth:`_onehot_choices`: the same table entries, read by flat gathers."""
+        n = x.shape[0]
+        parts = []
+        if self.axis_features:
+            idx = self._lidx.index_select(0, pos)                                          # [N, S]
+            km = self.mesh_table.shape[1]
+            cols, o = [], 0
+            for i in self.mesh_index:
+                cols.append(ch[:, i] + o)
+                o += self.sizes[i]
+            col = torch.stack(cols, dim=1)                                                 # [N, nm]
+            flat = idx.unsqueeze(2) * km + col.unsqueeze(1)                                # [N, S, nm]
+            parts.append(self.mesh_table.reshape(-1).index_select(0, flat.reshape(-1)).reshape(n, -1))
+        if self.joint:
+            jdx = self._ljdx.index_select(0, pos)
+            jtab = self.code_joint_table if self.fv >= 2 else self.joint_table
+            i1, i2 = self.mesh_index
+            jcol = ch[:, i1] * self.sizes[i2] + ch[:, i2]
+            flat = jdx * jtab.shape[1] + jcol.unsqueeze(1)
+            parts.append(jtab.reshape(-1).index_select(0, flat.reshape(-1)).reshape(n, -1))
+        util = None
+        if self.util:
+            gcol = torch.zeros(n, dtype=torch.long)
+            for i in self.util_params:
+                gcol = gcol * self.sizes[i] + ch[:, i]
+            util = self._util_table.reshape(-1).index_select(0, pos * self._util_table.shape[1] + gcol)
+            parts.append(util.unsqueeze(1))
+        if not parts:
+            return None, util
+        return (parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)), util
 
     def _inputs(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """The standardised network input ``[N, n_in]`` (layer features, probabilities, derived)."""
@@ -408,12 +494,13 @@ class Surrogate(nn.Module):
         wa = w[:, f:f + t]
         wz = w[:, f + t:] / self.z_std
         bias = first.bias - self.x_mean @ wx.T - self.z_mean @ wz.T
-        h = torch.addmm(bias + (a @ wa.T if a.shape[0] == 1 else 0.0)
-                        + (logv @ wz[:, :nv].T if a.shape[0] == 1 else 0.0), x, wx.T)
-        if a.shape[0] != 1:
-            h = h + a @ wa.T + logv @ wz[:, :nv].T
-        if mesh is not None:
-            h = torch.addmm(h, mesh, wz[:, nv:].T)
+        if a.shape[0] == 1:   # shared accelerator: its terms fold into the bias
+            h = torch.addmm(bias + a @ wa.T + logv @ wz[:, :nv].T, x, wx.T)
+            if mesh is not None:
+                h = torch.addmm(h, mesh, wz[:, nv:].T)
+        else:                 # one accelerator per row: one GEMM over all inputs
+            inp = torch.cat([x, a, logv] + ([] if mesh is None else [mesh]), dim=1)
+            h = torch.addmm(bias, inp, torch.cat([wx, wa, wz], dim=1).T)
         out = torch.addcmul(self.y_mean, self.net[1:](h), self.y_std) + x[:, 10:11]
         if util is not None:
             out = out - torch.stack([torch.zeros_like(util), util], dim=1)

@@ -2,9 +2,11 @@
 
     .venv/bin/python benchmarks/surrogate_speed.py [--template eyeriss_like] [--points 1000000]
 
-Two cases: every point with its own accelerator probability row ([N, sum K]), and one shared
-accelerator (dict of [K] vectors, the co-search case). Also the time of a forward+backward pass
-through the accelerator probabilities. Prints one table.
+Cases: every point with its own concrete accelerator (one-hot rows [N, sum K]: labelling, design
+sweeps; each derived input is one entry of a per-layer table), every point with its own soft
+probability row (relaxed samples: the expectation path), and one shared accelerator (dict of [K]
+vectors, the co-search case). Also the time of a forward+backward pass through the accelerator
+probabilities. Prints one table; the goal is >= 1M points/s.
 """
 from __future__ import annotations
 
@@ -51,6 +53,8 @@ def main(argv=None):
     a = torch.tensor(np.stack([space.encode(space.sample(rng)) for _ in range(4096)]))
     a = a[torch.as_tensor(rng.integers(4096, size=args.points))]
     shared = {n: torch.softmax(torch.randn(k), 0) for n, k in space.sizes.items()}
+    soft = torch.cat([torch.softmax(torch.randn(4096, k), 1) for k in space.sizes.values()], dim=1)
+    soft = soft[torch.as_tensor(rng.integers(4096, size=args.points))]
     n = args.points
     c = args.chunk or n
 
@@ -58,6 +62,11 @@ def main(argv=None):
         with torch.no_grad():
             for i in range(0, n, c):
                 model.predict(x[i:i + c], a[i:i + c])
+
+    def per_point_soft():
+        with torch.no_grad():
+            for i in range(0, n, c):
+                model.predict(x[i:i + c], soft[i:i + c])
 
     def shared_accel():
         with torch.no_grad():
@@ -77,6 +86,7 @@ def main(argv=None):
     for t in args.threads:
         torch.set_num_threads(t)
         for name, fn, cnt in (("per-point accelerator", per_point, n),
+                              ("per-point soft probabilities", per_point_soft, n),
                               ("shared accelerator", shared_accel, n),
                               ("forward+backward (shared)", backward, len(xb))):
             rate, sec, cpu_rate = _rate(fn, cnt)

@@ -58,7 +58,10 @@ def register(subparsers) -> None:
                     help="mapper evaluations per point (0 = time limit only); keeps labels load-independent")
     pf.add_argument("--workers", type=int, default=2, help="label processes")
     pf.add_argument("--steps", type=int, default=4000, help="training steps (the shipped fits used 4000)")
-    pf.add_argument("--hidden", type=int, default=64, help="hidden width")
+    pf.add_argument("--hidden", type=int, default=48, help="hidden width (default 48; fits before 2026-12 used 64)")
+    pf.add_argument("--feature-version", type=int, default=4, choices=(1, 2, 3, 4),
+                    help="surrogate inputs: 4 = divisor features + compute and bandwidth bound "
+                         "(default), 3 = compute bound only, 2/1 = divisor features only")
     pf.add_argument("--train-layers", type=int, default=None,
                     help="distinct layers of the training mix (default 2000; fits before 2026-12 used 600)")
     pf.add_argument("--cache", default=None, help="label cache (JSON lines); reused across runs")
@@ -170,6 +173,7 @@ def cmd_fit_surrogate(args) -> int:
     fit_surrogate(args.template, args.samples, args.out, args.seed, args.time_limit, args.workers,
                   heldout=args.heldout, cache=args.cache, max_evaluations=args.max_evaluations or None,
                   steps=args.steps, hidden=args.hidden, noise_check=args.noise_check,
+                  feature_version=args.feature_version,
                   **({"train_layers": args.train_layers} if args.train_layers else {}))
     return 0
 

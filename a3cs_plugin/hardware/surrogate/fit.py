@@ -182,8 +182,8 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
                   seed: int = 0, time_limit_per_point: float = 1.0, workers: int = 2, *,
                   heldout: int | None = None, cache: str | Path | None = None,
                   max_evaluations: int | None = 10000, progress: bool = True, steps: int = 2000,
-                  hidden: int = 64, noise_check: int = 0, train_layers: int = TRAIN_LAYERS,
-                  print_fn=print) -> dict:
+                  hidden: int = 48, noise_check: int = 0, train_layers: int = TRAIN_LAYERS,
+                  feature_version: int = 4, print_fn=print) -> dict:
     """Label, fit, evaluate and save a surrogate; returns the report dict.
 
     Writes ``out`` (``.pt``), ``out`` with ``.json`` and ``.md`` (the report). ``cache`` (JSON lines)
@@ -206,6 +206,7 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
     # fixed layer pools: a larger `samples` extends the same pair sequence (labels are reused)
     if train_layers < 4:
         raise ConfigError("too few training layers", key="--train-layers", expected=">= 4", got=train_layers)
+    n_train_layers = train_layers
     train_layers = layer_mix("train", train_layers, seed)
     train_pairs = _pairs(space, train_layers, samples, rng)
     hrng = np.random.default_rng(seed + HELDOUT_SEED_OFFSET)
@@ -241,7 +242,7 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
     period_params, period = exact_tables(space, lambda p: 1.0 / space.clock_hz(p), seed)
     t1 = time.time()
     model, fit_info = train_surrogate(space, tr[0], tr[1], tr[2], seed=seed, steps=steps,
-                                      hidden=hidden, extra_config={
+                                      hidden=hidden, feature_version=feature_version, extra_config={
                                           "area_params": area_params, "period_params": period_params},
                                       log=(lambda m: print_fn(f"[fit] {m}")) if progress else None)
     with torch.no_grad():
@@ -260,7 +261,8 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
                    "max_evaluations": max_evaluations, "seed": seed,
                    "mean_seconds_per_point": float(np.mean(wall)) if wall else 0.0,
                    "total_mapping_seconds": float(np.sum(wall)) if wall else 0.0},
-        "layers": {"train_mix": f"train (seed {seed}), {len(train_layers)} layers",
+        "layers": {"train_layers_requested": n_train_layers,
+                   "train_mix": f"train (seed {seed}), {len(train_layers)} layers",
                    "heldout_mix": f"heldout (seed {seed + HELDOUT_SEED_OFFSET}), {len(held_layers)} layers"},
         "heldout": held_acc, "train": train_acc, "fit": fit_info, "label_noise": noise,
         "model": {"hidden": hidden, "depth": int(model.config.get("depth", 2)), "inputs": model.n_in,
@@ -313,6 +315,23 @@ def report_markdown(r: dict) -> str:
                       f"{nz['mapper_seeds'][0]} and {nz['mapper_seeds'][1]} differ by "
                       f"{nz['energy_mape_pct']:.2f} % (energy) and {nz['cycles_mape_pct']:.2f} % (cycles) "
                       "mean absolute percentage."]
+    m, fit = r["mapper"], r["fit"]
+    cmd = (f"a3cs hw fit-surrogate --template {r['template']} --samples {r['samples']} "
+           f"--heldout {r['heldout_samples']} --seed {r['seed']} --time-limit {m['time_limit_per_point_s']:g} "
+           f"--max-evaluations {m['max_evaluations'] or 0} --steps {fit['steps']} "
+           f"--hidden {r['model']['hidden']}")
+    n_layers = r["layers"].get("train_layers_requested")
+    if not n_layers:   # reports written before the flag existed: the count in the mix description
+        import re
+        found = re.search(r"(\d+) layers", r["layers"]["train_mix"])
+        n_layers = int(found.group(1)) if found else None
+    if n_layers:
+        cmd += f" --train-layers {n_layers}"
+    cmd += f" --feature-version {r['model'].get('feature_version', 1)}"
+    if nz:
+        cmd += f" --noise-check {nz['n']}"
+    lines += ["", "Reproduce (labels are cached in `runs/surrogate_labels/`; `--workers` sets the label "
+                  "processes and does not change the labels):", "", f"    {cmd}"]
     sp_ok = h["energy_spearman"] >= 0.98 and h["cycles_spearman"] >= 0.98
     lines += ["", f"Goal (Spearman >= 0.98, MAPE <= 5 %) on held-out: **{'met' if ok(h) else 'not met'}** "
                   f"(Spearman {'met' if sp_ok else 'not met'}).",

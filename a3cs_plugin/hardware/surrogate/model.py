@@ -55,6 +55,7 @@ _JOINT_SETS_V2 = ((1, 2, 7), (2, 3, 4, 7), (1, 2, 4, 6, 7), (2, 4, 7))
 _DMAX = 4096                        # divisor tables cover sizes 1.._DMAX (larger sizes are clipped)
 FORMAT_VERSION = 1
 _CHUNK = 4096                       # rows per pass for large no-grad batches
+_LFEAT_MAX_ROWS = 2_000_000         # one-hot fast path table cap (layers x combo choices)
 
 
 def _first_rows(keys: torch.Tensor) -> tuple[list[int], list[int]]:
@@ -159,7 +160,9 @@ class Surrogate(nn.Module):
         self.util = config.get("util") if self.fv >= 3 else None
         self.util_params = (list(self.util["mesh"]) + list(self.util["struct"])) if self.util else []
         k_grid = 1
-        for i in self.util_params:
+        self._util_stride: dict[int, int] = {}        # row-major strides of the grid columns
+        for i in reversed(self.util_params):
+            self._util_stride[i] = k_grid
             k_grid *= self.sizes[i]
         # per-layer cache (sorted by a hash of the layer's sizes and strides): the divisor-table
         # rows of its dimension sets and its bound grid; a batch then costs one searchsorted
@@ -167,13 +170,22 @@ class Surrogate(nn.Module):
         self._lidx = torch.zeros(0, len(dim_sets_l), dtype=torch.long)   # axis-feature rows
         self._ljdx = torch.zeros(0, 0, dtype=torch.long)                 # joint-feature rows
         self._util_table = torch.zeros(0, k_grid)                        # log2 bound grids
+        # one-hot fast path: every derived input of a layer depends only on the "combo" parameters
+        # (mesh, and with the bound the dataflow too); per layer, a table over their joint choices
+        self._combo = self.util_params if self.util else list(self.mesh_index)
+        self._combo_stride: dict[int, int] = {}
+        self._kc = 1
+        for i in reversed(self._combo):
+            self._combo_stride[i] = self._kc
+            self._kc *= self.sizes[i]
+        self._lfeat: torch.Tensor | None = None                          # [layers * _kc, F]
         n_in = (NUM_FEATURES + total + len(numeric) + (len(dim_sets_l) * nm if self.axis_features else 0)
                 + (len(joint_sets_l) + (len(_JOINT_SETS_V2) if self.fv >= 2 else 0) if self.joint else 0)
                 + (1 if self.util else 0))
         # z columns: expected log2 of numeric parameters, then per dimension set and mesh parameter
         # the expected log2 of the largest divisor that fits the mesh
         self.n_in = n_in
-        # random odd 62-bit weights: (dims and strides * w).sum() (wrapping int64) keys the distinct layers
+        # random odd 62-bit weights: (feature bits * w).sum() (wrapping int64) keys the distinct layers
         self.register_buffer("_util_hash", torch.randint(
             1, 2 ** 62, (10,), generator=torch.Generator().manual_seed(20211205)) | 1, persistent=False)
         self.register_buffer("x_mean", torch.zeros(NUM_FEATURES))
@@ -324,46 +336,56 @@ class Surrogate(nn.Module):
         :func:`utilization.log2_util_grid` once; rows are kept in a table sorted by a hash of the
         layer's dimensions, so a batch costs one ``searchsorted`` and one gather."""
         pos = self._layer_rows(x) if pos is None else pos
+        return self._util_expect(a, self._util_table, pos)
+
+    def _util_expect(self, a: torch.Tensor, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Expected log2 bound ``[N]``: grids ``table[rows]`` contracted with the joint choice
+        probabilities of the bound's parameters."""
         pj = None
         for i in self.util_params:
             p = a[:, self.offsets[i]:self.offsets[i + 1]]
             pj = p if pj is None else (pj.unsqueeze(2) * p.unsqueeze(1)).reshape(a.shape[0], -1)
         if a.shape[0] == 1:
-            return (self._util_table @ pj[0]).index_select(0, pos)
-        return (self._util_table.index_select(0, pos) * pj).sum(1)
+            return (table @ pj[0]).index_select(0, rows)
+        return (table.index_select(0, rows) * pj).sum(1)
 
     def _layer_rows(self, x: torch.Tensor) -> torch.Tensor:
         """Row of each layer in the per-layer cache (new layers are added first)."""
-        dims = torch.cat([torch.round(torch.exp2(x[:, :8])), torch.round(x[:, 8:10])], dim=1).long()
-        keys = (dims * self._util_hash).sum(1)
+        # key: the bit patterns of the log2 sizes and strides (layer_features computes them the
+        # same way for the same layer), mixed by random odd weights in wrapping int64 arithmetic
+        keys = (x[:, :10].contiguous().view(torch.int32).long() * self._util_hash).sum(1)
         pos = torch.searchsorted(self._lkeys, keys).clamp_(max=max(0, self._lkeys.numel() - 1))
         hit = self._lkeys.numel() > 0 and bool((self._lkeys[pos] == keys).all())
         if not hit:
+            dims = torch.cat([torch.round(torch.exp2(x[:, :8])), torch.round(x[:, 8:10])], dim=1).long()
             self._layer_add(x, dims, keys)
             pos = torch.searchsorted(self._lkeys, keys)
         return pos
 
     def _onehot_choices(self, a: torch.Tensor) -> torch.Tensor | None:
-        """Choice index per parameter ``[N, P]`` when every row of ``a`` is a concrete design (one
-        1 per parameter block, zeros elsewhere) and no gradient is asked for; else None. Then every
-        expectation is a single table entry: one gather instead of a gather-and-contract over all
-        choices (same numbers)."""
-        if a.shape[0] == 1 or a.requires_grad:
+        """For rows of ``a`` that are all concrete designs (one 1 per parameter block, zeros
+        elsewhere) with no gradient asked for: the joint choice index of the combo parameters
+        ``[N]`` (row-major); else None. Every derived input is then one entry of the per-layer
+        table ``_lfeat`` (same numbers as the expectation, read by a single gather). The index is
+        linear in a one-hot row, so one matmul gives it together with the per-block counts."""
+        if a.shape[0] == 1 or a.requires_grad or not self._combo:
             return None
-        f = (a == 1.0).float()
-        if not torch.equal(f, a):          # only zeros and ones
+        if not torch.equal((a == 1.0).to(a.dtype), a):      # only zeros and ones
             return None
-        if not hasattr(self, "_block_count"):
-            cnt = torch.zeros(self.offsets[-1], len(self.sizes))
-            pos = torch.zeros(self.offsets[-1], len(self.sizes))
-            for i, k in enumerate(self.sizes):
-                cnt[self.offsets[i]:self.offsets[i + 1], i] = 1.0
-                pos[self.offsets[i]:self.offsets[i + 1], i] = torch.arange(k, dtype=torch.float32)
-            self._block_count, self._block_pos = cnt, pos
-        # exactly one 1 in every parameter's block
-        if not bool(((f @ self._block_count) == 1.0).all()):
+        if not hasattr(self, "_onehot_map"):
+            t, n_p = self.offsets[-1], len(self.sizes)
+            m = torch.zeros(t, n_p + 1)
+            for i in range(n_p):
+                m[self.offsets[i]:self.offsets[i + 1], i] = 1.0
+            for i in self._combo:
+                m[self.offsets[i]:self.offsets[i + 1], n_p] = (torch.arange(self.sizes[i])
+                                                               * self._combo_stride[i]).float()
+            self._onehot_map = m
+        r = a @ self._onehot_map
+        n_p = len(self.sizes)
+        if not bool((r[:, :n_p] == 1.0).all()):               # exactly one 1 in every block
             return None
-        return (f @ self._block_pos).long()
+        return r[:, n_p].long()
 
     def _layer_add(self, x: torch.Tensor, dims: torch.Tensor, keys: torch.Tensor) -> None:
         """Add the layers of ``x`` not yet cached (table rows, bound grids) and re-sort."""
@@ -390,6 +412,29 @@ class Surrogate(nn.Module):
             grids = torch.tensor([log2_util_grid(tuple(dims[i].tolist()), self.util, self.param_choices)
                                   for i in rows], dtype=torch.float32)
             self._util_table = torch.cat([self._util_table, grids])[order].contiguous()
+        else:
+            grids = None
+        # one-hot fast path table: the derived inputs of each new layer for every combo choice,
+        # computed by the expectation path on one-hot rows (so the two paths agree exactly)
+        if self._combo and (self._lkeys.numel() * self._kc <= _LFEAT_MAX_ROWS):
+            kc, nn_ = self._kc, len(rows)
+            combos = torch.zeros(kc, self.offsets[-1])
+            for c in range(kc):
+                for i in range(len(self.sizes)):
+                    k = (c // self._combo_stride[i]) % self.sizes[i] if i in self._combo_stride else 0
+                    combos[c, self.offsets[i] + k] = 1.0
+            rep = torch.arange(nn_).repeat_interleave(kc)
+            mesh, _ = self._mesh_expect(
+                combos.repeat(nn_, 1),
+                self._set_index(xr, self.dim_sets)[rep] if self.axis_features else None,
+                (self._set_codes(xr) if self.fv >= 2 else self._set_index(xr, self.joint_sets))[rep]
+                if self.joint else None, grids, rep)
+            f = mesh.shape[1]
+            old = (self._lfeat.reshape(-1, kc, f) if self._lfeat is not None
+                   else torch.zeros(0, kc, f))
+            self._lfeat = torch.cat([old, mesh.reshape(nn_, kc, f)])[order].reshape(-1, f).contiguous()
+        else:
+            self._lfeat = None
 
     def baseline(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """``[N, 2]`` what the network's output is added to: log2 MACs for energy; log2 MACs (v1,
@@ -403,16 +448,24 @@ class Surrogate(nn.Module):
         """Unnormalised accelerator-derived inputs: expected log2 parameter values ``[1|N, V]`` and
         the expected log2 largest fitting divisors ``[N, ...]`` (None without mesh parameters),
         then (v3) the expected log2 compute bound; third item: that bound ``[N]`` (or None)."""
-        n = x.shape[0]
         logv = a @ self.logval
         pos = self._layer_rows(x)
-        ch = self._onehot_choices(a)
-        if ch is not None:
-            return (logv,) + self._extra_onehot(x, ch, pos)
+        col = self._onehot_choices(a) if self._lfeat is not None else None
+        if col is not None:      # concrete designs: one gather from the per-layer table
+            feats = self._lfeat.index_select(0, pos * self._kc + col)
+            return logv, feats, (feats[:, -1] if self.util else None)
+        return (logv,) + self._mesh_expect(
+            a, self._lidx.index_select(0, pos) if self.axis_features else None,
+            self._ljdx.index_select(0, pos) if self.joint else None, self._util_table, pos)
+
+    def _mesh_expect(self, a: torch.Tensor, idx, jdx, util_table, util_rows):
+        """Expectation under ``a`` of the divisor features (table rows ``idx`` [N, S] and ``jdx``
+        [N, U]) and of the bound (``util_table[util_rows]``): ``(cat of them or None, bound or
+        None)``."""
+        n = (idx if idx is not None else jdx if jdx is not None else util_rows).shape[0]
         parts = []
         shared = a.shape[0] == 1
         if self.axis_features:
-            idx = self._lidx.index_select(0, pos)                                          # [N, S]
             pm = a[:, self.mesh_cols]                                                      # [1|N, Km]
             if shared:   # shared accelerator: contract the table first, then gather [N, S, nm]
                 tab = self.mesh_table @ (pm.reshape(-1, 1) * self.mesh_blocks)             # [D, nm]
@@ -423,7 +476,6 @@ class Surrogate(nn.Module):
             parts.append(mesh.reshape(n, -1))
         if self.joint:
             # v2: exact for products of several dimensions (rows by prime-exponent code)
-            jdx = self._ljdx.index_select(0, pos)
             jtab = self.code_joint_table if self.fv >= 2 else self.joint_table
             (lo1, hi1), (lo2, hi2) = ((self.offsets[i], self.offsets[i + 1]) for i in self.mesh_index)
             pj = (a[:, lo1:hi1].unsqueeze(2) * a[:, lo2:hi2].unsqueeze(1)).reshape(a.shape[0], -1)
@@ -434,44 +486,11 @@ class Surrogate(nn.Module):
                 parts.append(torch.bmm(gj, pj.unsqueeze(2)).reshape(n, -1))
         util = None
         if self.util:
-            util = self._util_log2(x, a, pos)
-            parts.append(util.unsqueeze(1))
-        if not parts:
-            return logv, None, util
-        return logv, parts[0] if len(parts) == 1 else torch.cat(parts, dim=1), util
-
-    def _extra_onehot(self, x: torch.Tensor, ch: torch.Tensor, pos: torch.Tensor):
-        """:meth:`_extra` (without the log2 values) for concrete designs, ``ch`` from
-        :meth:`_onehot_choices`: the same table entries, read by flat gathers."""
-        n = x.shape[0]
-        parts = []
-        if self.axis_features:
-            idx = self._lidx.index_select(0, pos)                                          # [N, S]
-            km = self.mesh_table.shape[1]
-            cols, o = [], 0
-            for i in self.mesh_index:
-                cols.append(ch[:, i] + o)
-                o += self.sizes[i]
-            col = torch.stack(cols, dim=1)                                                 # [N, nm]
-            flat = idx.unsqueeze(2) * km + col.unsqueeze(1)                                # [N, S, nm]
-            parts.append(self.mesh_table.reshape(-1).index_select(0, flat.reshape(-1)).reshape(n, -1))
-        if self.joint:
-            jdx = self._ljdx.index_select(0, pos)
-            jtab = self.code_joint_table if self.fv >= 2 else self.joint_table
-            i1, i2 = self.mesh_index
-            jcol = ch[:, i1] * self.sizes[i2] + ch[:, i2]
-            flat = jdx * jtab.shape[1] + jcol.unsqueeze(1)
-            parts.append(jtab.reshape(-1).index_select(0, flat.reshape(-1)).reshape(n, -1))
-        util = None
-        if self.util:
-            gcol = torch.zeros(n, dtype=torch.long)
-            for i in self.util_params:
-                gcol = gcol * self.sizes[i] + ch[:, i]
-            util = self._util_table.reshape(-1).index_select(0, pos * self._util_table.shape[1] + gcol)
+            util = self._util_expect(a, util_table, util_rows)
             parts.append(util.unsqueeze(1))
         if not parts:
             return None, util
-        return (parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)), util
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1), util
 
     def _inputs(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """The standardised network input ``[N, n_in]`` (layer features, probabilities, derived)."""
@@ -491,19 +510,21 @@ class Surrogate(nn.Module):
         logv, mesh, util = self._extra(x, a)
         nv = logv.shape[1]
         wx = w[:, :f] / self.x_std
-        wa = w[:, f:f + t]
         wz = w[:, f + t:] / self.z_std
+        # the expected log2 values are linear in a (a @ logval): fold their weights into a's
+        wa = w[:, f:f + t] + wz[:, :nv] @ self.logval.T
         bias = first.bias - self.x_mean @ wx.T - self.z_mean @ wz.T
         if a.shape[0] == 1:   # shared accelerator: its terms fold into the bias
-            h = torch.addmm(bias + a @ wa.T + logv @ wz[:, :nv].T, x, wx.T)
+            h = torch.addmm(bias + a @ wa.T, x, wx.T)
             if mesh is not None:
                 h = torch.addmm(h, mesh, wz[:, nv:].T)
-        else:                 # one accelerator per row: one GEMM over all inputs
-            inp = torch.cat([x, a, logv] + ([] if mesh is None else [mesh]), dim=1)
-            h = torch.addmm(bias, inp, torch.cat([wx, wa, wz], dim=1).T)
-        out = torch.addcmul(self.y_mean, self.net[1:](h), self.y_std) + x[:, 10:11]
+        else:                 # one accelerator per row: accumulate the input blocks' GEMMs
+            h = torch.addmm(bias, x, wx.T).addmm_(a, wa.T)
+            if mesh is not None:
+                h = h.addmm_(mesh, wz[:, nv:].T)
+        out = torch.addcmul(self.y_mean, self.net[1:](h), self.y_std).add_(x[:, 10:11])
         if util is not None:
-            out = out - torch.stack([torch.zeros_like(util), util], dim=1)
+            out[:, 1].sub_(util)
         return out
 
     def predict_log2(self, layer_feats, accel_probs) -> torch.Tensor:

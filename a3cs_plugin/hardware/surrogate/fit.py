@@ -109,7 +109,7 @@ def accuracy(model: Surrogate, x, a, y) -> dict:
     return out
 
 
-def train_surrogate(space, x, a, y, *, seed: int = 0, hidden: int = 64, depth: int = 2,
+def train_surrogate(space, x, a, y, *, seed: int = 0, hidden: int = 48, depth: int = 2,
                     steps: int = 2000, lr: float = 3e-3, weight_decay: float = 1e-4,
                     val_frac: float = 0.1, extra_config: dict | None = None,
                     loss_kind: str = "l1", log=None, feature_version: int = 4,

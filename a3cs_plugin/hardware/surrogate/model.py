@@ -160,11 +160,9 @@ class Surrogate(nn.Module):
         self.util = config.get("util") if self.fv >= 3 else None
         self.util_params = (list(self.util["mesh"]) + list(self.util["struct"])) if self.util else []
         k_grid = 1
-        self._util_stride: dict[int, int] = {}        # row-major strides of the grid columns
-        for i in reversed(self.util_params):
-            self._util_stride[i] = k_grid
+        for i in self.util_params:
             k_grid *= self.sizes[i]
-        # per-layer cache (sorted by a hash of the layer's sizes and strides): the divisor-table
+        # per-layer cache (sorted by a hash of the layer's feature bits): the divisor-table
         # rows of its dimension sets and its bound grid; a batch then costs one searchsorted
         self._lkeys = torch.zeros(0, dtype=torch.long)
         self._lidx = torch.zeros(0, len(dim_sets_l), dtype=torch.long)   # axis-feature rows

@@ -177,6 +177,12 @@ class Surrogate(nn.Module):
             self._combo_stride[i] = self._kc
             self._kc *= self.sizes[i]
         self._lfeat: torch.Tensor | None = None                          # [layers * _kc, F]
+        # a one-hot row times this map: its count per parameter block, then its combo index
+        self._onehot_map = torch.zeros(total, len(self.sizes) + 1)
+        for i in range(len(self.sizes)):
+            self._onehot_map[offs[i]:offs[i + 1], i] = 1.0
+        for i in self._combo:
+            self._onehot_map[offs[i]:offs[i + 1], -1] = torch.arange(self.sizes[i]).float() * self._combo_stride[i]
         n_in = (NUM_FEATURES + total + len(numeric) + (len(dim_sets_l) * nm if self.axis_features else 0)
                 + (len(joint_sets_l) + (len(_JOINT_SETS_V2) if self.fv >= 2 else 0) if self.joint else 0)
                 + (1 if self.util else 0))
@@ -370,15 +376,6 @@ class Surrogate(nn.Module):
             return None
         if not torch.equal((a == 1.0).to(a.dtype), a):      # only zeros and ones
             return None
-        if not hasattr(self, "_onehot_map"):
-            t, n_p = self.offsets[-1], len(self.sizes)
-            m = torch.zeros(t, n_p + 1)
-            for i in range(n_p):
-                m[self.offsets[i]:self.offsets[i + 1], i] = 1.0
-            for i in self._combo:
-                m[self.offsets[i]:self.offsets[i + 1], n_p] = (torch.arange(self.sizes[i])
-                                                               * self._combo_stride[i]).float()
-            self._onehot_map = m
         r = a @ self._onehot_map
         n_p = len(self.sizes)
         if not bool((r[:, :n_p] == 1.0).all()):               # exactly one 1 in every block
@@ -401,11 +398,13 @@ class Surrogate(nn.Module):
         k_all = torch.cat([self._lkeys, torch.tensor(new_k, dtype=torch.long)])
         order = torch.argsort(k_all)
         self._lkeys = k_all[order]
-        if self.axis_features:
-            self._lidx = torch.cat([self._lidx, self._set_index(xr, self.dim_sets)])[order].contiguous()
-        if self.joint:
-            j = self._set_codes(xr) if self.fv >= 2 else self._set_index(xr, self.joint_sets)
-            self._ljdx = (torch.cat([self._ljdx, j]) if self._ljdx.numel() else j)[order].contiguous()
+        idx_new = self._set_index(xr, self.dim_sets) if self.axis_features else None
+        jdx_new = ((self._set_codes(xr) if self.fv >= 2 else self._set_index(xr, self.joint_sets))
+                   if self.joint else None)
+        if idx_new is not None:
+            self._lidx = torch.cat([self._lidx, idx_new])[order].contiguous()
+        if jdx_new is not None:
+            self._ljdx = (torch.cat([self._ljdx, jdx_new]) if self._ljdx.numel() else jdx_new)[order].contiguous()
         if self.util:
             grids = torch.tensor([log2_util_grid(tuple(dims[i].tolist()), self.util, self.param_choices)
                                   for i in rows], dtype=torch.float32)
@@ -422,11 +421,9 @@ class Surrogate(nn.Module):
                     k = (c // self._combo_stride[i]) % self.sizes[i] if i in self._combo_stride else 0
                     combos[c, self.offsets[i] + k] = 1.0
             rep = torch.arange(nn_).repeat_interleave(kc)
-            mesh, _ = self._mesh_expect(
-                combos.repeat(nn_, 1),
-                self._set_index(xr, self.dim_sets)[rep] if self.axis_features else None,
-                (self._set_codes(xr) if self.fv >= 2 else self._set_index(xr, self.joint_sets))[rep]
-                if self.joint else None, grids, rep)
+            mesh, _ = self._mesh_expect(combos.repeat(nn_, 1),
+                                        None if idx_new is None else idx_new[rep],
+                                        None if jdx_new is None else jdx_new[rep], grids, rep)
             f = mesh.shape[1]
             old = (self._lfeat.reshape(-1, kc, f) if self._lfeat is not None
                    else torch.zeros(0, kc, f))

@@ -151,6 +151,8 @@ def test_halo_rule_timeloop_2024_vs_2025(reference_dir, reference_cases, monkeyp
     rng = np.random.default_rng(3)
     sp = build_mapspace(spec)
     batch = sp.to_batch(sp.sample(rng, 400)[0])
+    # (link transfers off: under the old rule a full refetch can come over a link instead)
+    monkeypatch.setattr(engine, "LINK_TRANSFERS", False)
     old = engine.evaluate_arrays(spec, batch)
     monkeypatch.setattr(engine, "HALO_RULE", "timeloop-2025")
     assert fills() == 475136          # 5120 + 6 * (5120 - 1024 halo) per (Q, C) sweep, times 16

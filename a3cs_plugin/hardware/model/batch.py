@@ -39,6 +39,9 @@ class MappingBatch:
     spatial_y: np.ndarray  # int64 [B, L, D]
     perm: np.ndarray       # int64 [B, L, D], dimension indices, innermost loop first
     keep: np.ndarray       # bool  [B, L, S]
+    # order of the spatial loops of each level, dimension indices, innermost first (the X part,
+    # then the Y part, each in this order); None = dimension order.  Only link transfers use it.
+    spatial_order: np.ndarray | None = None
 
     def __post_init__(self):
         self.temporal = np.asarray(self.temporal, dtype=np.int64)
@@ -53,6 +56,18 @@ class MappingBatch:
                                  f"expected {(b, l, d)}")
         if self.keep.ndim != 3 or self.keep.shape[:2] != (b, l):
             raise ValueError(f"MappingBatch.keep has shape {self.keep.shape}, expected ({b}, {l}, S)")
+        if self.spatial_order is not None:
+            self.spatial_order = np.asarray(self.spatial_order, dtype=np.int64)
+            if self.spatial_order.shape != (b, l, d):
+                raise ValueError(f"MappingBatch.spatial_order has shape {self.spatial_order.shape}, "
+                                 f"expected {(b, l, d)}")
+
+    def orders(self) -> np.ndarray:
+        """``spatial_order``, with the dimension order where it is not given."""
+        if self.spatial_order is not None:
+            return self.spatial_order
+        b, l, d = self.temporal.shape
+        return np.broadcast_to(np.arange(d), (b, l, d))
 
     def __len__(self) -> int:
         return int(self.temporal.shape[0])
@@ -64,12 +79,16 @@ class MappingBatch:
     def take(self, index) -> "MappingBatch":
         """Sub-batch selected by an index array / slice / boolean mask."""
         return MappingBatch(self.temporal[index], self.spatial_x[index], self.spatial_y[index],
-                            self.perm[index], self.keep[index])
+                            self.perm[index], self.keep[index],
+                            None if self.spatial_order is None else self.spatial_order[index])
 
     @staticmethod
     def concatenate(batches: "list[MappingBatch]") -> "MappingBatch":
-        return MappingBatch(*(np.concatenate([getattr(b, f) for b in batches])
-                              for f in ("temporal", "spatial_x", "spatial_y", "perm", "keep")))
+        out = MappingBatch(*(np.concatenate([getattr(b, f) for b in batches])
+                             for f in ("temporal", "spatial_x", "spatial_y", "perm", "keep")))
+        if any(b.spatial_order is not None for b in batches):
+            out.spatial_order = np.concatenate([b.orders() for b in batches])
+        return out
 
 
 def evaluate_batch(spec, batch: MappingBatch) -> dict:

@@ -52,6 +52,7 @@ Semantics (Timeloop's, for dense tensors and perfectly factorised loop nests):
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,10 @@ from .batch import MappingBatch
 # Timeloop before commit a12fff5 ("Translation fix", #297, January 2025), which produced the
 # reference outputs; "timeloop-2025" follows Timeloop from that commit on.
 HALO_RULE = "timeloop-2024"
+
+# Link transfers between neighbouring spatial instances (see :mod:`.links`): on, as in Timeloop;
+# off when TIMELOOP_DISABLE_LINK_TRANSFERS is set to anything but "0", as Timeloop reads it.
+LINK_TRANSFERS = os.environ.get("TIMELOOP_DISABLE_LINK_TRANSFERS", "0") == "0"
 
 # ERT action priority lists (Timeloop's mapping from its operation types to Accelergy actions)
 READ_ACTIONS = ("random_read", "read")
@@ -82,6 +87,7 @@ class ResolvedMapping:
     spatial_y: list
     perm: list
     keep: list
+    sorder: list = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -100,6 +106,7 @@ def resolve_mapping(spec, mapping) -> ResolvedMapping:
     sx = [[1] * D for _ in range(L)]
     sy = [[1] * D for _ in range(L)]
     perm = [list(range(D)) for _ in range(L)]
+    sorder = [list(range(D)) for _ in range(L)]
     keep = [[not arch.levels[l].is_dummy] * len(dsn) for l in range(L)]
     specified = [False] * D
     for li, lv in enumerate(arch.levels):
@@ -117,6 +124,7 @@ def resolve_mapping(spec, mapping) -> ResolvedMapping:
         if lm.spatial is not None:
             sperm = [dims.index(d) for d in (lm.spatial_perm or [])]
             sperm += [k for k in range(D) if k not in sperm]
+            sorder[li] = list(sperm)
             split = lm.split
             facs = {dims.index(d): int(f) for d, f in lm.spatial.items()}
             for d in facs:
@@ -143,14 +151,14 @@ def resolve_mapping(spec, mapping) -> ResolvedMapping:
     for k, d in enumerate(dims):
         if not specified[k]:
             temporal[L - 1][k] = int(prob.instance[d])
-    return ResolvedMapping(temporal, sx, sy, perm, keep)
+    return ResolvedMapping(temporal, sx, sy, perm, keep, sorder)
 
 
 def batch_from_mapping(spec, mapping=None) -> MappingBatch:
     r = resolve_mapping(spec, spec.mapping if mapping is None else mapping)
     return MappingBatch(temporal=np.array([r.temporal]), spatial_x=np.array([r.spatial_x]),
                         spatial_y=np.array([r.spatial_y]), perm=np.array([r.perm]),
-                        keep=np.array([r.keep], dtype=bool))
+                        keep=np.array([r.keep], dtype=bool), spatial_order=np.array([r.sorder]))
 
 
 def mapping_from_batch(spec, batch: MappingBatch, i: int):
@@ -462,6 +470,9 @@ def evaluate_arrays(spec, batch: MappingBatch) -> dict:
     F = T.flags
     dist_ext = tot_t[None, :, :] * cum_sp              # [L, D, B] every point a level instance holds
     legacy_halo = HALO_RULE == "timeloop-2024"
+    links_on = LINK_TRANSFERS and bool(np.any(sp_lvl[1:] > 1))
+    sx_t = np.ascontiguousarray(batch.spatial_x.transpose(1, 2, 0), dtype=np.float64) if links_on else None
+    so_t = np.ascontiguousarray(batch.orders().transpose(1, 2, 0)) if links_on else None
     if HALO_RULE not in ("timeloop-2024", "timeloop-2025"):
         raise SpecError(f"unknown HALO_RULE {HALO_RULE!r}", key="a3cs_plugin.hardware.model.engine.HALO_RULE",
                         expected="'timeloop-2024' or 'timeloop-2025'")
@@ -543,6 +554,9 @@ def evaluate_arrays(spec, batch: MappingBatch) -> dict:
             child_arr = np.where(kp, arrivals[p], child_arr)
             if rw:
                 child_dist = np.where(kp, distinct[p], child_dist)
+        if links_on and not rw:
+            _apply_links(s, proj, T, keep, tile_ext, sxy, sx_t, so_t, loop_dim, loop_bound, cum_bound,
+                         total_bound, sp_lvl, inst_above, cum_rel_sp, reads, fills)
 
     cap_used = util_cap.sum(axis=1)                       # [L, B]
     valid &= np.all(cap_used <= T.cap[:, None] + 1e-9, axis=0)
@@ -583,6 +597,33 @@ def evaluate_arrays(spec, batch: MappingBatch) -> dict:
         "utilized_instances": inst_above.T, "energy_ds_pJ": bt(e_ds), "leak_pJ": leak.T,
         "level_cycles": level_cycles.T, "mac_utilized": mac_util,
     }
+
+
+def _apply_links(s, proj, T, keep, tile_ext, sxy, sx_t, so_t, loop_dim, loop_bound, cum_bound, total_bound,
+                 sp_lvl, inst_above, cum_rel_sp, reads, fills):
+    """Link transfers of read-only data space ``s`` (see :mod:`.links`), in place."""
+    from .links import link_corrections
+    L = T.L
+    for M in range(1, L):
+        if T.flags.no_link_transfer[M, s]:
+            continue
+        rows = np.nonzero((sp_lvl[M] > 1) & keep[M - 1, s])[0]
+        if not len(rows):
+            continue
+        sub = lambda a: a[..., rows]  # noqa: E731
+        lt, saved = link_corrections(M, proj, sub(tile_ext), sub(sxy), sub(loop_dim), sub(loop_bound),
+                                     sub(cum_bound), sub(total_bound), T.fan_x[M], T.fan_y[M],
+                                     sx_t[M][:, rows], so_t[M][:, rows], rule=HALO_RULE)
+        hit = lt > 0
+        if not hit.any():
+            continue
+        rows, lt, saved = rows[hit], lt[hit], saved[hit]
+        peer = lt / inst_above[M - 1, rows]
+        fills[M - 1, s, rows] += peer - lt / sp_lvl[M, rows]
+        reads[M - 1, s, rows] += peer
+        above = keep[M:, s][:, rows]                      # next keeping level (the outermost keeps all)
+        p = M + np.argmax(above, axis=0)
+        reads[p, s, rows] -= saved * cum_rel_sp[p, rows] / cum_rel_sp[M, rows]
 
 
 _CHUNK = 4096  # rows per pass: keeps the working set in cache

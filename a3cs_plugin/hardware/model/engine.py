@@ -24,6 +24,9 @@ Semantics (Timeloop's, for dense tensors and perfectly factorised loop nests):
   - ``"timeloop-2025"`` (Timeloop from commit a12fff5 on): stationary steps leave the detection
     alone, so the halo is always kept along the sliding loop.
 
+  ``"ref"`` and ``"head"`` are accepted as aliases (the names of the oracle data's variants);
+  :func:`set_timeloop_semantics` selects them (``--timeloop-version`` on the command line).
+
   Neither rule keeps a halo along an outer relevant loop (the inner sweep's jump back changes the
   translation), and both assume steps of equal stride (no imperfect factorisation / remainders).
   With a ``no_temporal_reuse`` flag every step of every loop above refetches the whole tile.
@@ -46,9 +49,12 @@ Semantics (Timeloop's, for dense tensors and perfectly factorised loop nests):
 * Constraint flags (:mod:`a3cs_plugin.hardware.spec.constraints`): ``no_multicast_no_reduction``
   counts every child's access at the parent, ``rmw_first_update`` turns first-read elision off at
   the level, ``min_utilization`` makes mappings whose kept tiles under-fill a buffer invalid.
-* Not modelled: link transfers between neighbouring instances (Timeloop enables them by default on
-  spatial fan-outs; our numbers are Timeloop's with ``no_link_transfer`` on every data space; the
-  reference cases match without them), sparse tensors, imperfect factorisation.
+* Link transfers (:mod:`.links`, on by default as in Timeloop; ``LINK_TRANSFERS`` or the
+  environment variable ``TIMELOOP_DISABLE_LINK_TRANSFERS`` turns them off): a child instance that
+  needs at a step the data its mesh neighbour needed one step earlier gets it over the link.
+* Current Timeloop (``HALO_RULE = "timeloop-2025"``) also skips an outer step whose sampled
+  translation is zero (the tile does not move), where the reference rule refetches the tile.
+* Not modelled: link transfers of read-write data spaces, sparse tensors, imperfect factorisation.
 """
 from __future__ import annotations
 
@@ -69,7 +75,38 @@ HALO_RULE = "timeloop-2024"
 
 # Link transfers between neighbouring spatial instances (see :mod:`.links`): on, as in Timeloop;
 # off when TIMELOOP_DISABLE_LINK_TRANSFERS is set to anything but "0", as Timeloop reads it.
-LINK_TRANSFERS = os.environ.get("TIMELOOP_DISABLE_LINK_TRANSFERS", "0") == "0"
+def links_from_env(environ=os.environ) -> bool:
+    return environ.get("TIMELOOP_DISABLE_LINK_TRANSFERS", "0") == "0"
+
+
+LINK_TRANSFERS = links_from_env()
+
+# the two Timeloop revisions by the names the oracle data uses: "ref" (the reference outputs)
+# and "head" (current Timeloop)
+TIMELOOP_VERSIONS = {"ref": "timeloop-2024", "head": "timeloop-2025"}
+
+
+def halo_rule() -> str:
+    """``HALO_RULE`` resolved to ``"timeloop-2024"`` / ``"timeloop-2025"`` (aliases ``ref`` / ``head``)."""
+    rule = TIMELOOP_VERSIONS.get(HALO_RULE, HALO_RULE)
+    if rule not in ("timeloop-2024", "timeloop-2025"):
+        raise SpecError(f"unknown HALO_RULE {HALO_RULE!r}", key="a3cs_plugin.hardware.model.engine.HALO_RULE",
+                        expected="'timeloop-2024' (= 'ref') or 'timeloop-2025' (= 'head')")
+    return rule
+
+
+def set_timeloop_semantics(version: str | None = None, link_transfers: bool | None = None) -> None:
+    """Select the Timeloop revision (``ref`` / ``head``) and link transfers for every evaluation."""
+    global HALO_RULE, LINK_TRANSFERS
+    if version is not None:
+        if version not in TIMELOOP_VERSIONS:
+            raise SpecError(f"unknown Timeloop version {version!r}", key="--timeloop-version",
+                            expected="ref or head")
+        HALO_RULE = TIMELOOP_VERSIONS[version]
+    if link_transfers is not None:
+        LINK_TRANSFERS = bool(link_transfers)
+    _CACHE.clear()
+
 
 # ERT action priority lists (Timeloop's mapping from its operation types to Accelergy actions)
 READ_ACTIONS = ("random_read", "read")
@@ -469,13 +506,11 @@ def evaluate_arrays(spec, batch: MappingBatch) -> dict:
     util_cap = np.zeros((L, S, B))
     F = T.flags
     dist_ext = tot_t[None, :, :] * cum_sp              # [L, D, B] every point a level instance holds
-    legacy_halo = HALO_RULE == "timeloop-2024"
+    rule = halo_rule()
+    legacy_halo = rule == "timeloop-2024"
     links_on = LINK_TRANSFERS and bool(np.any(sp_lvl[1:] > 1))
     sx_t = np.ascontiguousarray(batch.spatial_x.transpose(1, 2, 0), dtype=np.float64) if links_on else None
     so_t = np.ascontiguousarray(batch.orders().transpose(1, 2, 0)) if links_on else None
-    if HALO_RULE not in ("timeloop-2024", "timeloop-2025"):
-        raise SpecError(f"unknown HALO_RULE {HALO_RULE!r}", key="a3cs_plugin.hardware.model.engine.HALO_RULE",
-                        expected="'timeloop-2024' or 'timeloop-2025'")
     for s in range(S):
         proj, rel, rw = T.proj[s], T.rel[s], T.rw[s]
         rel_dims = np.nonzero(rel)[0]
@@ -519,7 +554,17 @@ def evaluate_arrays(spec, batch: MappingBatch) -> dict:
             else:
                 win = _sliding_footprint(ext, proj, jd, jb, stride)
             outer = total_bound / _gather(cum_bound, jc, cols)   # loops outside the sliding loop
-            arrivals[c] = np.where(has, win * outer, fp)
+            arr = win * outer
+            if not legacy_halo and has.any():
+                # current Timeloop: an outer step whose sampled translation is zero (e.g. S after Q
+                # on H = Q + S) leaves the tile where it was, so it brings nothing
+                from .links import step_translations
+                nt_k, tau_k, w_k = step_translations(c, proj, tile_ext, sxy, loop_dim, loop_bound,
+                                                     cum_bound, total_bound)
+                kpos = (c + 1) * D + np.arange(len(nt_k))[:, None]
+                still = nt_k & (kpos > j[None, :]) & np.all(tau_k == 0, axis=1)
+                arr = arr - fp * np.where(still, w_k, 0.0).sum(axis=0)
+            arrivals[c] = np.where(has, arr, fp)
         # walk levels bottom-up: child (compute = -1) -> next keeping level above
         child_rel = np.ones(B)                            # cum_rel_sp at the child (1 for compute)
         child_acc = np.ones(B)                            # cum_acc_sp at the child
@@ -613,7 +658,7 @@ def _apply_links(s, proj, T, keep, tile_ext, sxy, sx_t, so_t, loop_dim, loop_bou
         sub = lambda a: a[..., rows]  # noqa: E731
         lt, saved = link_corrections(M, proj, sub(tile_ext), sub(sxy), sub(loop_dim), sub(loop_bound),
                                      sub(cum_bound), sub(total_bound), T.fan_x[M], T.fan_y[M],
-                                     sx_t[M][:, rows], so_t[M][:, rows], rule=HALO_RULE)
+                                     sx_t[M][:, rows], so_t[M][:, rows], rule=halo_rule())
         hit = lt > 0
         if not hit.any():
             continue

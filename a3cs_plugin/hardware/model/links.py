@@ -65,23 +65,13 @@ def link_corrections(M, proj, tile_ext, sxy, loop_dim, loop_bound, cum_bound, to
     ext = tile_ext[M - 1]                                          # child tile [D, B]
     e = _rank_vec(proj, ext - 1.0) + 1.0                           # [R, B]
     size = np.prod(e, axis=0)
-    # temporal loops above M: per-dimension step vectors and their translations tau_j
-    lo = M * D
-    cols = np.arange(B)
-    nt = loop_bound[lo:] > 1                                       # [K, B]
+    nt, tau, W = step_translations(M - 1, proj, tile_ext, sxy, loop_dim, loop_bound, cum_bound,
+                                   total_bound)
     if not nt.any():
         return lt, saved
-    K = LD - lo
-    step = np.zeros((K, D, B))
-    for j in range(K):
-        jj = lo + j
-        lvl = jj // D
-        d = loop_dim[jj]
-        below = tile_ext[lvl - 1][d, cols] if lvl > 0 else np.ones(B)
-        step[j, d, cols] = np.where(nt[j], below * sxy[lvl][d, cols], 0.0)
-    prefix = np.cumsum(step, axis=0) - step                        # sum of inner non-trivial steps
-    tau_d = step - prefix                                          # [K, D, B]
-    tau = np.stack([_rank_vec(proj, tau_d[j]) for j in range(K)])  # [K, R, B]
+    K = len(nt)
+    lo = M * D
+    cols = np.arange(B)
     first = np.argmax(nt, axis=0)                                  # loop 1 (per row)
     tau1 = tau[first, :, cols].T                                   # [R, B]
     tau1_zero = np.all(tau1 == 0, axis=0)
@@ -89,7 +79,6 @@ def link_corrections(M, proj, tile_ext, sxy, loop_dim, loop_bound, cum_bound, to
     s1 = size - ov1                                                # size of a loop-1 delta
     full1 = (ov1 == 0) & ~tau1_zero                                # loop-1 delta is a whole tile
     n1 = loop_bound[lo + first, cols]
-    W = np.where(nt, (loop_bound[lo:] - 1.0) * total_bound / cum_bound[lo:], 0.0)   # k-call weights
     # neighbour offsets of the children (positions in data-space ranks)
     pos, valid, groups = _child_positions(proj, ext, order, sp_x, sp_y, fan_x)
 
@@ -129,6 +118,32 @@ def link_corrections(M, proj, tile_ext, sxy, loop_dim, loop_bound, cum_bound, to
         lt[rows] += np.where(use, wsz * nl, 0.0)
         saved[rows] += np.where(use, wsz * ng, 0.0)
     return lt, saved
+
+
+def step_translations(c, proj, tile_ext, sxy, loop_dim, loop_bound, cum_bound, total_bound):
+    """The sampled steps of the temporal loops above level ``c`` (Timeloop's extrapolation).
+
+    Returns ``nt[K, B]`` (loop is non-trivial), ``tau[K, R, B]`` (translation of level ``c``'s tile,
+    in data-space ranks, at the step that advances loop ``k``: its own step minus one step of every
+    non-trivial loop inside it) and ``W[K, B]`` (how many real steps that sampled step stands for).
+    """
+    L, D, B = tile_ext.shape
+    lo = (c + 1) * D
+    K = L * D - lo
+    cols = np.arange(B)
+    nt = loop_bound[lo:] > 1
+    step = np.zeros((K, D, B))
+    for j in range(K):
+        jj = lo + j
+        lvl = jj // D
+        d = loop_dim[jj]
+        below = tile_ext[lvl - 1][d, cols] if lvl > 0 else np.ones(B)
+        step[j, d, cols] = np.where(nt[j], below * sxy[lvl][d, cols], 0.0)
+    prefix = np.cumsum(step, axis=0) - step
+    tau_d = step - prefix
+    tau = np.stack([_rank_vec(proj, tau_d[j]) for j in range(K)]) if K else np.zeros((0, len(proj), B))
+    W = np.where(nt, (loop_bound[lo:] - 1.0) * total_bound / cum_bound[lo:], 0.0)
+    return nt, tau, W
 
 
 def _child_positions(proj, ext, order, sp_x, sp_y, fan_x):

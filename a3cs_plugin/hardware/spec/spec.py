@@ -72,6 +72,8 @@ def load_spec(paths, ert=None, art=None) -> Spec:
         variables = {k: v for k, v in variables.items() if k != "version"}
     arch = parse_architecture(merged["architecture"], origin["architecture"], variables)
     problem = parse_problem(merged["problem"], origin["problem"])
+    from .frontend import apply_frontend
+    apply_frontend(arch, problem, origin["architecture"])
     dims, dsn = problem.dimensions, problem.ds_names
     _check_parallel(arch, dsn, origin["architecture"])
     mapping = None

@@ -106,3 +106,63 @@ def test_version_names():
             engine.set_timeloop_semantics("2019")
     finally:
         engine.HALO_RULE, engine.LINK_TRANSFERS = old
+
+
+# ----------------------------------------------------------------------------------------------
+# the mapper's mappings lie in Timeloop's map space (the processed input's constraints)
+# ----------------------------------------------------------------------------------------------
+SIMPLE = [c["id"] for c in CASES if c["design"].startswith("simple_")]
+
+
+def _user_spec(case):
+    srcs = _sources(case, "tl")[:-1]
+    return load_spec(srcs, ert=ORACLE / case["ert"], art=ORACLE / case["art"])
+
+
+def _mapping_file(spec, path):
+    from a3cs_plugin.hardware.spec import load_yaml_file, parse_mapping
+    from a3cs_plugin.hardware.spec.mapping import check_targets
+    m = parse_mapping(load_yaml_file(path)["mapping"], spec.problem.dimensions, spec.problem.ds_names,
+                      str(path))
+    return check_targets(m, spec.arch, str(path))
+
+
+def in_timeloop_mapspace(case, mapping) -> bool:
+    """``mapping`` (a Mapping of the user's spec) satisfies the constraints Timeloop read."""
+    from a3cs_plugin.hardware.mapper import build_mapspace
+    from a3cs_plugin.hardware.model import batch_from_mapping
+    proc = load_spec([ORACLE / case["processed_input"]], ert=ORACLE / case["ert"], art=ORACLE / case["art"])
+    space = build_mapspace(proc)
+    batch = batch_from_mapping(proc, mapping)
+    return bool(space.feasible(space.from_batch(batch), batch=batch)[0])
+
+
+@pytest.mark.parametrize("case_id", SIMPLE or ["none"])
+def test_mapper_stays_in_timeloop_mapspace(oracle, case_id):
+    import warnings
+    from a3cs_plugin.hardware.mapper import search
+    case = oracle[case_id]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the split warning of the simple designs
+        spec = _user_spec(case)
+        ours = search(spec, time_limit=1.0, seed=0, victory_condition=20_000)
+    assert in_timeloop_mapspace(case, ours.mapping), case_id
+    # the checker itself: Timeloop's own best mapping is inside
+    tl = _mapping_file(spec, ORACLE / case["expected"]["tl"]["mapping"])
+    assert in_timeloop_mapspace(case, tl)
+
+
+def test_old_literal_mappings_were_outside(oracle):
+    """The a3cs mappings stored with the data (literal split reading) put C on X in some simple
+    cases, outside Timeloop's map space; the checker sees that."""
+    import warnings
+    outside = []
+    for cid in SIMPLE:
+        case = oracle[cid]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            spec = _user_spec(case)
+        m = _mapping_file(spec, ORACLE / case["expected"]["a3cs"]["mapping"])
+        if not in_timeloop_mapspace(case, m):
+            outside.append(cid)
+    assert len(outside) >= len(SIMPLE) // 2, outside   # 13 of the 16

@@ -208,9 +208,10 @@ def mapping_from_batch(spec, batch: MappingBatch, i: int):
         lm = LevelMapping(temporal={d: int(t[k]) for k, d in enumerate(dims)},
                           temporal_perm=[dims[int(k)] for k in batch.perm[i, li]])
         if lv.fanout_x * lv.fanout_y > 1 or (x * y > 1).any():
-            xs = [k for k in range(len(dims)) if x[k] > 1]
-            ys = [k for k in range(len(dims)) if y[k] > 1 and k not in xs]
-            rest = [k for k in range(len(dims)) if k not in xs and k not in ys]
+            so = [int(k) for k in batch.orders()[i, li]]
+            xs = [k for k in so if x[k] > 1]
+            ys = [k for k in so if y[k] > 1 and k not in xs]
+            rest = [k for k in so if k not in xs and k not in ys]
             lm.spatial = {d: int(x[k] * y[k]) for k, d in enumerate(dims)}
             lm.spatial_perm = [dims[k] for k in xs + rest + ys]
             lm.split = len(xs) + len(rest)

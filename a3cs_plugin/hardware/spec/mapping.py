@@ -197,9 +197,10 @@ def resolved_to_list(spec, r) -> list:
                     "permutation": "".join(dims[k] for k in r.perm[li]) if all(len(x) == 1 for x in dims)
                     else " ".join(dims[k] for k in r.perm[li])})
         if lv.fanout_x * lv.fanout_y > 1:
-            xs = [k for k in range(len(dims)) if r.spatial_x[li][k] > 1]
-            ys = [k for k in range(len(dims)) if r.spatial_y[li][k] > 1]
-            rest = [k for k in range(len(dims)) if k not in xs and k not in ys]
+            so = list(r.sorder[li]) if getattr(r, "sorder", None) else list(range(len(dims)))
+            xs = [k for k in so if r.spatial_x[li][k] > 1]
+            ys = [k for k in so if r.spatial_y[li][k] > 1 and k not in xs]
+            rest = [k for k in so if k not in xs and k not in ys]
             order = xs + rest + ys
             fac = {k: r.spatial_x[li][k] * r.spatial_y[li][k] for k in range(len(dims))}
             out.append({"target": lv.name, "type": "spatial",

@@ -14,6 +14,34 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ert", metavar="ERT.yaml", help="Accelergy energy reference table")
     p.add_argument("--art", metavar="ART.yaml", help="Accelergy area reference table")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_semantics(p)
+
+
+def _add_semantics(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=("a3cs", "timeloop"), default="a3cs",
+                   help="a3cs: the built-in model and mapper (default); timeloop: write Timeloop's "
+                        "processed input and run timeloop-model / timeloop-mapper (from "
+                        "A3CS_TIMELOOP_BIN or PATH, else pytimeloop)")
+    p.add_argument("--timeloop-version", choices=("ref", "head"), default=None,
+                   help="Timeloop revision the built-in model follows: ref (before commit a12fff5, the "
+                        "reference outputs; default) or head (current halo rule)")
+    p.add_argument("--no-link-transfers", action="store_true",
+                   help="no neighbour-to-neighbour transfers over the PE mesh (like "
+                        "TIMELOOP_DISABLE_LINK_TRANSFERS=1; also passed to Timeloop)")
+    p.add_argument("--split", choices=("timeloopfe", "literal"), default=None,
+                   help="spatial permutation/split of v0.4 constraints: as Timeloop's front-end reads "
+                        "it (unit dimensions first; default) or literally as written")
+
+
+def _apply_semantics(args) -> dict:
+    """Set the model's Timeloop semantics from the flags; returns the environment for Timeloop."""
+    from a3cs_plugin.hardware.model import engine
+    from a3cs_plugin.hardware.spec import frontend
+    engine.set_timeloop_semantics(getattr(args, "timeloop_version", None),
+                                  False if getattr(args, "no_link_transfers", False) else None)
+    if getattr(args, "split", None):
+        frontend.SPLIT_SEMANTICS = args.split
+    return {"TIMELOOP_DISABLE_LINK_TRANSFERS": "1"} if not engine.LINK_TRANSFERS else {}
 
 
 def register(subparsers) -> None:
@@ -44,6 +72,7 @@ def register(subparsers) -> None:
     pn.add_argument("--seed", type=int, default=0)
     pn.add_argument("--out", metavar="DIR", help="also write report.json, report.md and energy.png here")
     pn.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_semantics(pn)
     pn.set_defaults(func=cmd_net)
     pf = sub.add_parser("fit-surrogate", help="label (layer, accelerator) points with the mapper and fit "
                                               "the differentiable surrogate of a design-space template")
@@ -91,12 +120,17 @@ def _table(d: dict) -> str:
 
 def cmd_model(args) -> int:
     from a3cs_plugin.hardware.model import evaluate
+    env = _apply_semantics(args)
     spec = _load(args, [args.mapping] if args.mapping else [])
     if spec.mapping is None:
         raise ConfigError("no mapping: pass --mapping MAP.yaml or include a 'mapping' section",
                           key="--mapping", expected="a Timeloop mapping file")
-    res = evaluate(spec)
-    d = res.summary()
+    if args.backend == "timeloop":
+        from a3cs_plugin.hardware.backend import run_spec
+        d = run_spec(spec, "model", mapping=spec.mapping, env=env)
+        d.pop("stats_file", None)
+    else:
+        d = evaluate(spec).summary()
     sys.stdout.write((json.dumps(d) if args.json else _table(d)) + "\n")
     return 0
 
@@ -105,18 +139,26 @@ def cmd_map(args) -> int:
     if args.time_limit <= 0:
         raise ConfigError("time limit must be positive", key="--time-limit", expected="seconds > 0",
                           got=args.time_limit)
+    env = _apply_semantics(args)
     spec = _load(args)
-    try:
-        from a3cs_plugin.hardware import mapper
-        search = mapper.search
-    except (ImportError, AttributeError):
-        raise ConfigError("the mapper is not available in this installation",
-                          key="a3cs_plugin.hardware.mapper.search", expected="a built mapper") from None
-    out = search(spec, metric=args.metric, time_limit=args.time_limit, seed=args.seed)
-    from a3cs_plugin.hardware.spec.mapping import dump_mapping
-    d = out.result.summary()
-    d["mapping"] = dump_mapping(spec, out.mapping)
-    d["search_seconds"] = float(out.search_seconds)
+    if args.backend == "timeloop":
+        from a3cs_plugin.hardware.backend import run_spec
+        if not spec.mapper.get("optimization_metrics"):
+            spec.mapper["optimization_metrics"] = [args.metric]
+        d = run_spec(spec, "mapper", env=env, timeout=max(60.0, 20.0 * args.time_limit))
+        d.pop("stats_file", None)
+    else:
+        try:
+            from a3cs_plugin.hardware import mapper
+            search = mapper.search
+        except (ImportError, AttributeError):
+            raise ConfigError("the mapper is not available in this installation",
+                              key="a3cs_plugin.hardware.mapper.search", expected="a built mapper") from None
+        out = search(spec, metric=args.metric, time_limit=args.time_limit, seed=args.seed)
+        from a3cs_plugin.hardware.spec.mapping import dump_mapping
+        d = out.result.summary()
+        d["mapping"] = dump_mapping(spec, out.mapping)
+        d["search_seconds"] = float(out.search_seconds)
     if args.json:
         sys.stdout.write(json.dumps(d) + "\n")
     else:
@@ -140,8 +182,10 @@ def cmd_net(args) -> int:
                           expected="positive integers")
     problems = network_problems(model=args.model, agent_arch=args.agent, num_actions=args.num_actions,
                                 batch=args.batch)
+    env = _apply_semantics(args)
     res = evaluate_network(args.arch, problems, ert=args.ert, art=args.art, metric=args.metric,
-                           time_limit=args.time_limit, seed=args.seed)
+                           time_limit=args.time_limit, seed=args.seed, backend=args.backend,
+                           backend_env=env)
     t = res.totals()
     summary = {"network": args.model or args.agent, "energy_pJ": t["energy_pJ"],
                "energy_mJ": t["energy_pJ"] * 1e-9, "cycles": t["cycles"],

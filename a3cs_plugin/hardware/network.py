@@ -267,7 +267,7 @@ def _load_disk_cache(path: Path) -> dict[str, dict]:
 def evaluate_network(arch_files: Sequence[str | Path | dict] | str | Path, problems: Iterable[LayerProblem | dict],
                      ert: str | Path | dict | None = None, art: str | Path | dict | None = None,
                      metric: str = "edp", time_limit: float = 5.0, cache: str | Path | bool | None = True,
-                     seed: int = 0) -> NetworkResult:
+                     seed: int = 0, backend: str = "a3cs", backend_env: dict | None = None) -> NetworkResult:
     """Map every layer problem onto the accelerator ``arch_files`` and sum the costs.
 
     ``problems``: :class:`LayerProblem` objects (or plain Timeloop problem dicts, count 1).
@@ -275,7 +275,8 @@ def evaluate_network(arch_files: Sequence[str | Path | dict] | str | Path, probl
     any ``problem`` / ``mapping`` section in them is ignored.
     ``cache``: ``True`` in-memory only, ``False``/``None`` no caching, or a JSON file path
     (read and updated, plus the in-memory cache).  ``time_limit`` is the mapper's budget per
-    distinct layer.
+    distinct layer.  ``backend="timeloop"`` maps every layer with the real ``timeloop-mapper``
+    (:func:`a3cs_plugin.hardware.backend.run_spec`; ``backend_env``: its extra environment).
     """
     from .spec import load_spec
     from .mapper import search
@@ -297,7 +298,13 @@ def evaluate_network(arch_files: Sequence[str | Path | dict] | str | Path, probl
     if not layers_in:
         raise ConfigError("no layer problems to evaluate", key="problems", expected="at least one layer")
 
+    if backend not in ("a3cs", "timeloop"):
+        raise ConfigError(f"unknown backend {backend!r}", key="backend", expected="a3cs or timeloop")
+    from .model import engine
+    from .spec import frontend
     arch_hash = "|".join(_hash_source(a) for a in arch_files) + "|" + _hash_source(ert) + "|" + _hash_source(art)
+    # the Timeloop semantics the numbers follow are part of the key
+    arch_hash += f"|{backend}|{engine.halo_rule()}|{engine.LINK_TRANSFERS}|{frontend.SPLIT_SEMANTICS}"
     disk_path = Path(cache) if isinstance(cache, (str, Path)) else None
     disk = _load_disk_cache(disk_path) if disk_path is not None else {}
     use_memory = cache is not False and cache is not None
@@ -326,17 +333,31 @@ def evaluate_network(arch_files: Sequence[str | Path | dict] | str | Path, probl
                 cycle_seconds, clock_source = _find_cycle_seconds(spec)
         if entry is None:
             t0 = time.perf_counter()
-            try:
-                mr = search(spec, metric=metric, time_limit=time_limit, seed=seed)
-            except A3CSError as exc:
-                raise type(exc)(f"layer {lp.name}: {exc.message}") from exc
-            r = mr.result
-            entry = {"cycles": float(r.cycles), "energy_pJ": float(r.energy_pJ),
-                     "levels_pJ": {str(k): float(v) for k, v in dict(r.levels_pJ).items()},
-                     "area_um2": None if getattr(r, "area_um2", None) is None else float(r.area_um2),
-                     "computes": None if getattr(r, "computes", None) is None else int(r.computes),
-                     "mapping": _mapping_of(mr),
-                     "search_seconds": float(getattr(mr, "search_seconds", time.perf_counter() - t0))}
+            if backend == "timeloop":
+                from .backend import TimeloopUnavailable, run_spec
+                try:
+                    if not spec.mapper.get("optimization_metrics"):
+                        spec.mapper["optimization_metrics"] = [metric]
+                    tl = run_spec(spec, "mapper", env=backend_env, timeout=max(60.0, 20.0 * time_limit))
+                except TimeloopUnavailable:
+                    raise
+                except A3CSError as exc:
+                    raise type(exc)(f"layer {lp.name}: {exc.message}") from exc
+                entry = {k: tl.get(k) for k in ("cycles", "energy_pJ", "levels_pJ", "area_um2",
+                                                "computes", "mapping", "search_seconds")}
+                entry["cycles"], entry["energy_pJ"] = float(entry["cycles"]), float(entry["energy_pJ"])
+            else:
+                try:
+                    mr = search(spec, metric=metric, time_limit=time_limit, seed=seed)
+                except A3CSError as exc:
+                    raise type(exc)(f"layer {lp.name}: {exc.message}") from exc
+                r = mr.result
+                entry = {"cycles": float(r.cycles), "energy_pJ": float(r.energy_pJ),
+                         "levels_pJ": {str(k): float(v) for k, v in dict(r.levels_pJ).items()},
+                         "area_um2": None if getattr(r, "area_um2", None) is None else float(r.area_um2),
+                         "computes": None if getattr(r, "computes", None) is None else int(r.computes),
+                         "mapping": _mapping_of(mr),
+                         "search_seconds": float(getattr(mr, "search_seconds", time.perf_counter() - t0))}
             if disk_path is not None:
                 disk[key] = entry
                 dirty = True

@@ -88,7 +88,7 @@ def _level_entry(lv) -> dict:
     return entry
 
 
-def processed_input(spec, mapping=None, *, with_mapper: bool = True) -> dict:
+def processed_input(spec, mapping=None, *, with_mapper: bool = True, with_mapping: bool = True) -> dict:
     """Timeloop's processed input for ``spec`` (``mapping``: a model Mapping; default the spec's)."""
     from a3cs_plugin.hardware.spec.mapping import dump_mapping
     arch, prob = spec.arch, spec.problem
@@ -120,7 +120,7 @@ def processed_input(spec, mapping=None, *, with_mapper: bool = True) -> dict:
     out["architecture_constraints"] = {"targets": targets}
     out["problem"] = prob.to_dict()
     m = spec.mapping if mapping is None else mapping
-    if m is not None:
+    if m is not None and with_mapping:
         out["mapping"] = dump_mapping(spec, m)
     if with_mapper:
         out["mapper"] = dict(spec.mapper or {})

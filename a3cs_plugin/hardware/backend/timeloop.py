@@ -184,7 +184,7 @@ def available(mode: str = "model") -> bool:
     """True when ``run_timeloop(..., mode)`` can run (binary on PATH or pytimeloop front end)."""
     if mode not in _BIN:
         raise A3CSError("unknown Timeloop mode", key="mode", expected="'model' or 'mapper'", got=mode)
-    return shutil.which(_BIN[mode]) is not None or _pytimeloop_frontend() is not None
+    return find_binary(mode) is not None or _pytimeloop_frontend() is not None
 
 
 def _write_inputs(spec_files: Iterable[Any], workdir: Path) -> list[Path]:
@@ -247,4 +247,145 @@ def run_timeloop(spec_files: Iterable[Any], mode: str = "model", workdir: str | 
                         expected=f"{_BIN[mode]}.stats.txt")
     out = parse_stats(stats[0])
     out["stats_file"] = str(stats[0])
+    return out
+
+
+# ----------------------------------------------------------------------------- from a parsed Spec
+class TimeloopUnavailable(A3CSError):
+    """Neither the Timeloop binaries nor pytimeloop can be found."""
+
+
+def find_binary(mode: str) -> str | None:
+    """``timeloop-model`` / ``timeloop-mapper``: ``A3CS_TIMELOOP_BIN`` (the binary itself, or the
+    folder holding both) first, then PATH."""
+    name = _BIN[mode]
+    env = os.environ.get("A3CS_TIMELOOP_BIN")
+    if env:
+        p = Path(env)
+        cands = [p / name] if p.is_dir() else [p if p.name == name else p.with_name(name)]
+        for c in cands:
+            if c.is_file() and os.access(c, os.X_OK):
+                return str(c)
+    return shutil.which(name)
+
+
+def _unavailable(mode: str) -> TimeloopUnavailable:
+    env = os.environ.get("A3CS_TIMELOOP_BIN")
+    where = f"A3CS_TIMELOOP_BIN={env} or PATH" if env else "PATH (or A3CS_TIMELOOP_BIN)"
+    return TimeloopUnavailable(f"Timeloop is not installed: no {_BIN[mode]} on {where} and pytimeloop "
+                               "is not importable; use --backend a3cs (the built-in model)",
+                               key="--backend", expected="a Timeloop installation")
+
+
+def _ert_art(spec) -> tuple[dict, dict]:
+    """Accelergy-format ERT / ART for the spec's levels, from the energy tables the model uses."""
+    from a3cs_plugin.hardware.model.engine import tables_for
+    T = tables_for(spec)
+    top = str(spec.arch.name or "system")
+    top = top if top.endswith("_top_level") else f"{top}_top_level"
+    ert, art = [], []
+    area = dict(spec.ert.area) if spec.ert is not None and spec.ert.area else {}
+    for i, lv in enumerate(spec.arch.levels):
+        if lv.is_dummy:
+            continue
+        name = f"{top}.{lv.name}[1..{lv.instances}]"
+        acts = [("read", T.e_read[i]), ("write", T.e_fill[i]), ("update", T.e_update[i]), ("leak", T.e_leak[i])]
+        ert.append({"name": name, "actions": [{"name": a, "arguments": None, "energy": float(e)} for a, e in acts]})
+        if lv.name in area:
+            art.append({"name": name, "area": float(area[lv.name])})
+    c = spec.arch.compute
+    name = f"{top}.{c.name}[1..{c.instances}]"
+    ert.append({"name": name, "actions": [{"name": "compute", "arguments": None, "energy": float(T.e_compute)},
+                                          {"name": "leak", "arguments": None, "energy": float(T.e_compute_leak)}]})
+    if c.name in area:
+        art.append({"name": name, "area": float(area[c.name])})
+    return ({"ERT": {"version": "0.4", "tables": ert}}, {"ART": {"version": "0.4", "tables": art}})
+
+
+def _table_file(spec, kind: str):
+    """The user's ERT/ART file when it was given as a file, else None."""
+    if spec.ert is None:
+        return None
+    src = spec.ert.source if kind == "ERT" else spec.ert.area_source
+    return src if src and Path(src).is_file() else None
+
+
+def write_inputs(spec, workdir: Path, mapping=None, mode: str = "model") -> list[Path]:
+    """Write the processed input and the ERT/ART the binaries read; returns the input files."""
+    from .processed import processed_input
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = processed_input(spec, mapping, with_mapper=(mode == "mapper"), with_mapping=(mode == "model"))
+    if mode == "mapper":
+        data["mapper"] = {**{"optimization_metrics": ["edp"], "num_threads": 1, "timeout": 1000,
+                             "victory_condition": 100, "algorithm": "random-pruned"}, **data["mapper"]}
+    files = [workdir / "a3cs.processed.yaml"]
+    files[0].write_text(yaml.safe_dump(data, sort_keys=False))
+    ert, art = _ert_art(spec)
+    for kind, generated in (("ERT", ert), ("ART", art)):
+        user = _table_file(spec, kind)
+        if user is not None:
+            files.append(Path(user).resolve())
+        elif generated[kind]["tables"]:
+            p = workdir / f"a3cs.{kind}.yaml"
+            p.write_text(yaml.safe_dump(generated, sort_keys=False))
+            files.append(p)
+    return files
+
+
+def _stats_summary(stats: dict, binary: str) -> dict:
+    return {"cycles": int(stats["cycles"]), "computes": int(stats["computes"]),
+            "energy_pJ": float(stats["energy_pJ"]),
+            "levels_pJ": {k: float(v) for k, v in stats["levels_pJ"].items()},
+            "area_um2": None, "energy_source": f"timeloop:{Path(binary).name}"}
+
+
+def run_spec(spec, mode: str = "model", mapping=None, workdir: str | os.PathLike | None = None,
+             timeout: float | None = None, env: dict | None = None) -> dict:
+    """Run the real Timeloop on our parsed ``spec`` (``mode`` ``model`` or ``mapper``).
+
+    Writes Timeloop's processed input (:mod:`.processed`) and the ERT/ART, runs the binary and
+    returns the same fields as our engine's summary (``cycles``, ``computes``, ``energy_pJ``,
+    ``levels_pJ``, ``area_um2``, ``energy_source``) plus, for the mapper, ``mapping`` (Timeloop's
+    best, as a v0.4 list) and ``search_seconds``.  ``env``: extra environment variables (e.g.
+    ``TIMELOOP_DISABLE_LINK_TRANSFERS``).
+    """
+    import tempfile
+    import time
+    if mode not in _BIN:
+        raise A3CSError("unknown Timeloop mode", key="mode", expected="'model' or 'mapper'", got=mode)
+    binary = find_binary(mode)
+    if binary is None:
+        if _pytimeloop_frontend() is not None and spec.sources:
+            files = sorted(set(spec.sources.values()))
+            out = run_timeloop([f for f in files if Path(f).is_file()], mode,
+                               workdir or tempfile.mkdtemp(prefix="a3cs-timeloop-"), timeout)
+            return {**_stats_summary(out, "pytimeloop"), "stats_file": out["stats_file"]}
+        raise _unavailable(mode)
+    wd = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="a3cs-timeloop-"))
+    wd = wd.resolve()
+    inputs = write_inputs(spec, wd, mapping, mode)
+    cmd = [binary, *map(str, inputs), "-o", str(wd)]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=wd, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, **(env or {})})
+    except subprocess.TimeoutExpired:
+        raise A3CSError(f"{_BIN[mode]} did not finish within {timeout} s", file=str(wd)) from None
+    seconds = time.perf_counter() - t0
+    log = (proc.stdout or "") + (proc.stderr or "")
+    (wd / f"a3cs_{_BIN[mode]}.log").write_text(log)
+    if proc.returncode != 0:
+        last = log.strip().splitlines()[-1] if log.strip() else "no output"
+        raise A3CSError(f"{_BIN[mode]} exited with {proc.returncode}: {last}",
+                        file=str(wd / f"a3cs_{_BIN[mode]}.log"))
+    stats = sorted(wd.glob(f"{_BIN[mode]}.stats.txt")) or sorted(wd.glob("*.stats.txt"))
+    if not stats:
+        raise A3CSError(f"{_BIN[mode]} wrote no stats file", file=str(wd),
+                        expected=f"{_BIN[mode]}.stats.txt")
+    out = _stats_summary(parse_stats(stats[0]), binary)
+    out["stats_file"] = str(stats[0])
+    if mode == "mapper":
+        maps = sorted(wd.glob(f"{_BIN[mode]}.map.yaml"))
+        out["mapping"] = (yaml.safe_load(maps[0].read_text()) or {}).get("mapping") if maps else None
+        out["search_seconds"] = seconds
     return out

@@ -38,3 +38,16 @@ def arch_specs_dir() -> Path:
 def template_dir() -> Path:
     """``arch_specs/templates`` (parameterised design-space templates)."""
     return arch_specs_dir() / "templates"
+
+
+def arch_spec(name: str) -> Path:
+    """``arch_specs/NAME.yaml`` (or ``NAME`` itself when it is a file)."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    cand = arch_specs_dir() / f"{name}.yaml"
+    if not cand.is_file():
+        from a3cs_plugin.errors import ConfigError
+        have = ", ".join(sorted(q.stem for q in arch_specs_dir().glob("*.yaml") if q.stem != "mapper"))
+        raise ConfigError(f"no accelerator spec '{name}'", file=str(cand), expected=f"one of {have} or a file")
+    return cand

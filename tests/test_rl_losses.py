@@ -111,7 +111,7 @@ def test_configs_validate():
         algo_config("a2c", gamma=1.5)
     with pytest.raises(ConfigError, match="unknown ppo hyper-parameter 'lrr'"):
         algo_config("ppo", lrr=1e-3)
-    with pytest.raises(ConfigError, match="ppo or a2c"):
+    with pytest.raises(ConfigError, match="one of a2c, ppo"):
         algo_config("dqn")
 
 

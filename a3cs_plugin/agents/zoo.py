@@ -117,6 +117,23 @@ def build_agent(name: str, num_actions: int) -> ActorCritic:
     return ActorCritic(_BUILDERS[key](), 512, num_actions)
 
 
+SEARCHED = "searched"
+
+
+def build_model(agent: str, num_actions: int, *, arch: dict | None = None,
+                num_cells: int | None = None) -> nn.Module:
+    """A zoo agent, or (``agent="searched"``) the :class:`AgentSpace` agent ``arch`` with
+    ``num_cells`` cells -- the one builder behind training, retraining and checkpoint loading."""
+    if str(agent) != SEARCHED:
+        return build_agent(agent, num_actions)
+    if not arch:
+        raise ConfigError("a searched agent needs its architecture", key="arch",
+                          expected="{cell_00: op, ...} (a search run's arch.json)")
+    from a3cs_plugin.agents.space import AgentSpace
+    n = int(num_cells) if num_cells else len(arch)
+    return AgentSpace(int(num_actions), num_cells=n).freeze(arch)
+
+
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (all, or only those with ``requires_grad``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

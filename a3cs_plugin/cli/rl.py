@@ -53,6 +53,7 @@ def cmd_train(args) -> int:
     from a3cs_plugin.rl.envs import game_label
     from a3cs_plugin.agents.zoo import build_agent
 
+    from a3cs_plugin.rl.teacher import teacher_path
     build_agent(args.agent, 2)          # validate names before any env/tensorboard work
     hp = _parse_hp(args.hp)
     if args.num_envs is not None:
@@ -66,7 +67,8 @@ def cmd_train(args) -> int:
                       frames=parse_frames(args.frames), algo=args.algo, seed=args.seed, hp=hp,
                       distill=distill, teacher=args.teacher,
                       checkpoint_every=parse_frames(args.checkpoint_every),
-                      env_threads=args.env_threads, torch_threads=args.threads)
+                      env_threads=args.env_threads, torch_threads=args.threads,
+                      init=str(teacher_path(args.init)) if args.init else None)
     cfg.algo_config()                   # validate hyper-parameters early
     from a3cs_plugin.rl.trainer import train
     summary = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
@@ -125,6 +127,8 @@ def register(subparsers) -> None:
     p.add_argument("--teacher", help="teacher: a game with a shipped teacher, or a checkpoint")
     p.add_argument("--distill-actor", type=float, default=None, help="weight of KL(pi_T||pi_S)")
     p.add_argument("--distill-critic", type=float, default=None, help="weight of MSE(V_T,V_S)")
+    p.add_argument("--init", help="start from these weights (a game with a shipped teacher, or a "
+                                  "checkpoint) with a fresh optimiser; recorded in the run's config")
     p.add_argument("--num-envs", type=int, default=None)
     p.add_argument("--precision", choices=["fp32", "bf16", "auto"], default=None,
                    help="network arithmetic: fp32 (default) or bf16 autocast (~1.8x faster on "

@@ -63,11 +63,18 @@ def cmd_search(args) -> int:
     if args.frames is not None:
         from a3cs_plugin.cli.rl import parse_frames
         cfg.frames = parse_frames(args.frames)
-    report = run_seeds(cfg, args.out, resume=args.resume, recost=not args.no_recost)
-    d = report["derived"]
-    print(f"derived: score {_f(d.get('score'))}, {_f(d.get('fps'))} FPS, {_f(d.get('energy_mJ'))} mJ, "
-          f"{_f(d.get('area_mm2'))} mm^2 -> {Path(args.out) / 'report.md'}")
+    report = run_seeds(cfg, args.out, resume=args.resume, recost=not args.no_recost,
+                       finetune=not args.no_retrain)
+    print_table(report)
+    print(f"report: {Path(args.out) / 'report.md'}")
     return 0
+
+
+def print_table(report: dict) -> None:
+    """The outcome table: score +- std, normalized score, FPS, energy, area per agent."""
+    from a3cs_plugin.strategy.report import outcome_rows
+    for line in outcome_rows(report):
+        print(line)
 
 
 def _f(v) -> str:
@@ -78,7 +85,7 @@ def cmd_retrain(args) -> int:
     from a3cs_plugin.cli.rl import parse_frames
     from a3cs_plugin.strategy.retrain import retrain
 
-    report = retrain(args.run_dir, parse_frames(args.frames), episodes=args.episodes)
+    report = retrain(args.run_dir, parse_frames(args.frames), episodes=args.episodes, resume=args.resume)
     print(f"retrained {report['frames']} frames: score {report['score']:.2f} +- {report['score_std']:.2f} "
           f"over {report['episodes']} episodes -> {Path(args.run_dir) / 'retrain' / 'report.json'}")
     return 0
@@ -112,12 +119,7 @@ def cmd_run_example(args) -> int:
         print(f"a3cs run-example: cannot resume {out} ({exc}); moved it to {old}",
               file=sys.stderr, flush=True)
         report = run_search(cfg, out, resume=False)
-    d, t = report["derived"], report.get("teacher") or {}
-    print(f"derived agent : score {_f(d.get('score'))}, {_f(d.get('fps'))} FPS, "
-          f"{_f(d.get('energy_mJ'))} mJ/inference, {_f(d.get('latency_ms'))} ms, {_f(d.get('area_mm2'))} mm^2")
-    if t:
-        print(f"teacher       : score {_f(t.get('score'))}, {_f(t.get('fps'))} FPS, "
-              f"{_f(t.get('energy_mJ'))} mJ/inference, {_f(t.get('latency_ms'))} ms")
+    print_table(report)
     print(f"report: {(out / 'report.md').resolve()}")
     return 0
 
@@ -129,12 +131,15 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--frames", help="override the frame budget (e.g. 200k)")
     p.add_argument("--no-recost", action="store_true", help="skip the mapper re-costing")
+    p.add_argument("--no-retrain", action="store_true",
+                   help="skip the fine-tune of the derived agent (config finetune.frames)")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("retrain", help="train a searched agent from scratch and evaluate it")
     p.add_argument("run_dir", help="directory of a finished `a3cs search`")
     p.add_argument("--frames", required=True, help="training frames (e.g. 2M)")
     p.add_argument("--episodes", type=int, default=30, help="evaluation episodes (default 30)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted retraining")
     p.set_defaults(func=cmd_retrain)
 
     p = sub.add_parser("run-example", help="run the default quick co-search example")

@@ -12,7 +12,7 @@ from a3cs_plugin.rl.config import A2CConfig, DistillConfig, annealed_lr  # noqa:
 from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
 from a3cs_plugin.rl.losses import a2c_loss
 from a3cs_plugin.rl.precision import autocast
-from a3cs_plugin.rl.rollout import Rollout
+from a3cs_plugin.rl.rollout import Rollout, UpdateHooks
 
 
 class RMSpropTF(torch.optim.Optimizer):
@@ -39,15 +39,19 @@ class RMSpropTF(torch.optim.Optimizer):
         return loss
 
 
-def make_optimizer(model: nn.Module, cfg: A2CConfig) -> torch.optim.Optimizer:
-    return RMSpropTF(model.parameters(), lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
+def make_optimizer(model: nn.Module | list, cfg: A2CConfig) -> torch.optim.Optimizer:
+    """TF-style RMSprop over ``model``'s parameters or an explicit parameter list."""
+    params = model.parameters() if isinstance(model, nn.Module) else model
+    return RMSpropTF(params, lr=cfg.lr, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
 
 
 def a2c_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Rollout,
                cfg: A2CConfig, *, generator: torch.Generator | None = None,
-               teacher: nn.Module | None = None, distill: DistillConfig | None = None
-               ) -> dict[str, float]:
-    """One A2C step on the whole rollout; returns stats.  ``generator`` is unused (API parity)."""
+               teacher: nn.Module | None = None, distill: DistillConfig | None = None,
+               params: list | None = None, hooks: UpdateHooks | None = None) -> dict[str, float]:
+    """One A2C step on the whole rollout; returns stats.  ``generator`` is unused (API parity);
+    ``params`` and ``hooks`` as in :func:`a3cs_plugin.rl.ppo.ppo_update`."""
+    params = list(model.parameters()) if params is None else list(params)
     b = rollout.with_gae(cfg.gamma, cfg.gae_lambda)
     with autocast(cfg.precision):
         logits, values = model(b["obs"])
@@ -62,8 +66,12 @@ def a2c_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Roll
         loss = loss + d_loss
         stats.update(d_stats)
     optimizer.zero_grad(set_to_none=True)
+    if hooks is not None:
+        hooks.zero_grad()
     loss.backward()
-    stats["grad_norm"] = float(nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm))
+    stats["grad_norm"] = float(nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
     optimizer.step()
+    if hooks is not None:
+        stats.update(hooks.step())
     stats["loss"] = loss.item()
     return stats

@@ -82,7 +82,7 @@ def load_agent(source: str | Path | dict, *, game: str | None = None,
     ``game``/``num_actions``, when given, must match the checkpoint's (else CheckpointError).
     Returns ``(model, metadata)``; metadata is the checkpoint without tensors.
     """
-    from a3cs_plugin.agents.zoo import build_agent
+    from a3cs_plugin.agents.zoo import build_model
     from a3cs_plugin.rl.envs import game_label
 
     ckpt = source if isinstance(source, dict) else load_checkpoint(source)
@@ -94,7 +94,10 @@ def load_agent(source: str | Path | dict, *, game: str | None = None,
         raise CheckpointError(f"checkpoint has {ckpt['num_actions']} actions, the game needs "
                               f"{num_actions}", file=where, key="num_actions")
     try:
-        model = build_agent(ckpt["agent"], int(ckpt["num_actions"]))
+        cfg = ckpt.get("config") or {}
+        model = build_model(ckpt["agent"], int(ckpt["num_actions"]),
+                            arch=ckpt.get("arch") or cfg.get("arch"),
+                            num_cells=ckpt.get("num_cells") or cfg.get("num_cells"))
         state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
         model.load_state_dict(state)
     except A3CSError as exc:

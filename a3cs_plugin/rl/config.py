@@ -17,6 +17,7 @@ Defaults come from the literature:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,20 +127,38 @@ def _validate_common(cfg: Any) -> None:
            "fp32, bf16 or auto", cfg.precision)
 
 
-ALGOS = {"ppo": PPOConfig, "a2c": A2CConfig}
+ALGOS = {"ppo": PPOConfig, "a2c": A2CConfig}   # kept for callers; the registry is rl.algorithms
 
 
 def algo_config(algo: str, **overrides: Any) -> PPOConfig | A2CConfig:
-    """Config of ``algo`` ('ppo' or 'a2c') with ``overrides`` (None values ignored)."""
-    cls = ALGOS.get(str(algo).lower())
-    if cls is None:
-        raise ConfigError(f"unknown algorithm '{algo}'", key="algo", expected="ppo or a2c")
-    names = {f.name for f in dataclasses.fields(cls)}
-    bad = [k for k in overrides if k not in names]
+    """Config of the registered algorithm ``algo`` with ``overrides`` (None values ignored).
+
+    Types are checked here (a count must be an int, a rate a finite number, a switch a bool), so a
+    YAML ``num_steps: abc`` is one line naming the key, not a traceback later."""
+    from a3cs_plugin.rl.algorithms import get
+    cls = get(algo).config_cls
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    bad = [k for k in overrides if k not in fields]
     if bad:
         raise ConfigError(f"unknown {algo} hyper-parameter '{bad[0]}'", key=bad[0],
-                          expected=f"one of {', '.join(sorted(names))}")
-    return cls(**{k: v for k, v in overrides.items() if v is not None})
+                          expected=f"one of {', '.join(sorted(fields))}")
+    clean = {}
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        default = fields[k].default
+        if isinstance(default, bool):
+            _check(isinstance(v, bool), k, "true or false", v)
+        elif isinstance(default, int):
+            _check(isinstance(v, int) and not isinstance(v, bool), k, "an integer", v)
+        elif isinstance(default, float):
+            _check(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+                   k, "a finite number", v)
+            v = float(v)
+        elif isinstance(default, str):
+            _check(isinstance(v, str), k, "a string", v)
+        clean[k] = v
+    return cls(**clean)
 
 
 @dataclass
@@ -156,6 +175,10 @@ class TrainConfig:
     checkpoint_every: int = 500_000               # frames; also when envs are re-seeded
     env_threads: int = 1
     torch_threads: int = 0                        # 0: trainer.default_threads() (1)
+    init: str | None = None                       # start weights (teacher/checkpoint); fresh optimiser
+    arch: dict | None = None                      # searched agent {cell: op} (agent "searched")
+    num_cells: int = 14                           # cells of the searched agent's AgentSpace
+    init_frames: int = 0                          # frames the start weights were trained for
 
     def algo_config(self) -> PPOConfig | A2CConfig:
         return algo_config(self.algo, **self.hp)
@@ -167,4 +190,5 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = dict(d)
         d["distill"] = DistillConfig(**d.get("distill", {}))
-        return cls(**d)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

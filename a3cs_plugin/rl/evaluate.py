@@ -67,3 +67,20 @@ def evaluate(model: nn.Module, game: str, episodes: int = 30, *, seed: int = 123
     return EvalResult(game_label(game), n, float(scores.mean()), std if math.isfinite(std) else 0.0,
                       [float(s) for s in scores], [int(x) for x in lengths], int(lengths.sum()),
                       int(seed))
+
+
+class _RandomAgent(nn.Module):
+    """Uniform-random policy (zero logits), the reference of the normalized score."""
+
+    def __init__(self, num_actions: int):
+        super().__init__()
+        self.num_actions = int(num_actions)
+
+    def forward(self, obs: torch.Tensor):
+        n = obs.shape[0]
+        return torch.zeros(n, self.num_actions), torch.zeros(n)
+
+
+def random_agent(num_actions: int) -> nn.Module:
+    """An ``obs -> (logits, value)`` module that picks actions uniformly at random."""
+    return _RandomAgent(num_actions)

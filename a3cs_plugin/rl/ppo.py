@@ -14,18 +14,27 @@ from a3cs_plugin.rl.config import DistillConfig, PPOConfig, annealed_lr  # noqa:
 from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
 from a3cs_plugin.rl.losses import ppo_loss
 from a3cs_plugin.rl.precision import autocast
-from a3cs_plugin.rl.rollout import Rollout
+from a3cs_plugin.rl.rollout import Rollout, UpdateHooks
 
 
-def make_optimizer(model: nn.Module, cfg: PPOConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+def make_optimizer(model: nn.Module | list, cfg: PPOConfig) -> torch.optim.Optimizer:
+    """Adam (eps 1e-5) over ``model``'s parameters or an explicit parameter list."""
+    params = model.parameters() if isinstance(model, nn.Module) else model
+    return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
 
 
 def ppo_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Rollout,
                cfg: PPOConfig, *, generator: torch.Generator | None = None,
-               teacher: nn.Module | None = None, distill: DistillConfig | None = None
-               ) -> dict[str, float]:
-    """GAE on ``rollout`` then ``update_epochs`` epochs of minibatch PPO; returns mean stats."""
+               teacher: nn.Module | None = None, distill: DistillConfig | None = None,
+               params: list | None = None, hooks: UpdateHooks | None = None) -> dict[str, float]:
+    """GAE on ``rollout`` then ``update_epochs`` epochs of minibatch PPO; returns mean stats.
+
+    ``params``: the weights the optimiser steps and the gradient norm is clipped over (default
+    ``model.parameters()``; a supernet passes its weights without the architecture logits).
+    ``hooks``: called around every minibatch step (:class:`UpdateHooks`); the co-search steps its
+    architecture parameters there, on the same loss.  Stats average over all minibatches, except
+    ``approx_kl_last``/``clipfrac_last`` (the last epoch's mean)."""
+    params = list(model.parameters()) if params is None else list(params)
     b = rollout.with_gae(cfg.gamma, cfg.gae_lambda)
     use_teacher = teacher is not None and distill is not None and distill.enabled
     if use_teacher:
@@ -34,8 +43,9 @@ def ppo_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Roll
     n = b["actions"].shape[0]
     mb = max(1, n // cfg.num_minibatches)
     sums: dict[str, float] = defaultdict(float)
+    last: dict[str, float] = defaultdict(float)
     count = 0
-    for _ in range(cfg.update_epochs):
+    for epoch in range(cfg.update_epochs):
         perm = torch.randperm(n, generator=generator)
         for start in range(0, n, mb):
             idx = perm[start:start + mb]
@@ -54,15 +64,23 @@ def ppo_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Roll
                 loss = loss + d_loss
                 stats.update(d_stats)
             optimizer.zero_grad(set_to_none=True)
+            if hooks is not None:
+                hooks.zero_grad()
             loss.backward()
-            stats["grad_norm"] = float(nn.utils.clip_grad_norm_(model.parameters(),
-                                                                cfg.max_grad_norm))
+            stats["grad_norm"] = float(nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
             optimizer.step()
+            if hooks is not None:
+                stats.update(hooks.step())
             stats["loss"] = loss.item()
             for k, v in stats.items():
                 sums[k] += v
+            if epoch == cfg.update_epochs - 1:
+                for k in ("approx_kl", "clipfrac"):
+                    last[k] += stats[k]
             count += 1
     out = {k: v / count for k, v in sums.items()}
+    per_epoch = count // cfg.update_epochs
+    out.update({f"{k}_last": v / per_epoch for k, v in last.items()})
     with torch.no_grad():
         var_y = rollout.returns.var()
         out["explained_variance"] = float(1 - (rollout.returns - rollout.values).var() / var_y) \

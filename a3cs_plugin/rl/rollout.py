@@ -9,6 +9,7 @@ convention of :func:`a3cs_plugin.rl.losses.compute_gae`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -56,6 +57,16 @@ class Rollout:
         for k, v in self.extras.items():
             out[k] = v.reshape(-1, *v.shape[2:])
         return out
+
+
+class UpdateHooks(Protocol):
+    """Called by every algorithm update around each optimiser step (see ``ppo_update``):
+    ``zero_grad()`` before the loss's backward, ``step()`` after the weight step; ``step`` returns
+    stats to log.  The co-search uses them to step alpha/beta on the same loss (one-level DARTS)."""
+
+    def zero_grad(self) -> None: ...
+
+    def step(self) -> dict[str, float]: ...
 
 
 def fast_layout(model: nn.Module) -> nn.Module:

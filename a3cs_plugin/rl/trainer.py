@@ -24,13 +24,13 @@ from typing import Callable
 
 import torch
 
-from a3cs_plugin.agents.zoo import build_agent
+from a3cs_plugin.agents.zoo import SEARCHED, build_model
 from a3cs_plugin.errors import ConfigError
-from a3cs_plugin.rl import a2c, ppo
 from a3cs_plugin.rl.checkpoint import RUN_FORMAT, checkpoint_path, load_checkpoint, save_atomic
 from a3cs_plugin.rl.config import TrainConfig
-from a3cs_plugin.rl.envs import env_spec, game_label, make_train_env
-from a3cs_plugin.rl.rollout import RolloutCollector, fast_layout
+from a3cs_plugin.rl.envs import env_spec, game_label
+from a3cs_plugin.rl.loop import Learner
+from a3cs_plugin.rl.rollout import fast_layout
 
 FRAME_SKIP = 4
 _CSV_FIELDS = ("frames", "update", "wall_s", "fps", "lr", "episode_return", "episode_frames",
@@ -50,10 +50,6 @@ def env_seed(seed: int, segment: int) -> int:
     return (int(seed) * 1_000_003 + int(segment) * 7_919) % (2 ** 31 - 1)
 
 
-def _algo_module(algo: str):
-    return {"ppo": (ppo, ppo.ppo_update), "a2c": (a2c, a2c.a2c_update)}[algo]
-
-
 def _check_resume(cfg: TrainConfig, saved: TrainConfig, where: str) -> None:
     for key in ("agent", "game", "algo", "seed"):
         a, b = getattr(cfg, key), getattr(saved, key)
@@ -70,21 +66,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     out = Path(out_dir)
     torch.set_num_threads(cfg.torch_threads or default_threads())
-    algo_cfg = cfg.algo_config()
+    cfg.algo_config()
     spec = env_spec(cfg.game)
-    mod, update_fn = _algo_module(cfg.algo.lower())
 
-    torch.manual_seed(cfg.seed)
-    model = fast_layout(build_agent(cfg.agent, spec.num_actions))
-    optimizer = mod.make_optimizer(model, algo_cfg)
-    sample_gen = torch.Generator().manual_seed(cfg.seed * 2 + 1)
-    minibatch_gen = torch.Generator().manual_seed(cfg.seed * 2 + 2)
-
-    frames_per_update = algo_cfg.batch_size * FRAME_SKIP
-    total_updates = max(1, cfg.frames // frames_per_update)
-    updates_per_segment = max(1, cfg.checkpoint_every // frames_per_update)
-    update, segment = 0, 0
     ckpt_file = checkpoint_path(out)
+    ckpt = None
     if resume and ckpt_file.exists():
         ckpt = load_checkpoint(ckpt_file)
         if ckpt.get("format") != RUN_FORMAT:
@@ -92,22 +78,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
         saved = TrainConfig.from_dict(ckpt["config"])
         _check_resume(cfg, saved, str(ckpt_file))
         cfg.hp, cfg.checkpoint_every = saved.hp, saved.checkpoint_every
+        cfg.arch, cfg.num_cells, cfg.init, cfg.init_frames = (saved.arch, saved.num_cells,
+                                                              saved.init, saved.init_frames)
         if not cfg.distill.enabled and saved.distill.enabled:
             cfg.distill, cfg.teacher = saved.distill, saved.teacher
-        algo_cfg = cfg.algo_config()
-        frames_per_update = algo_cfg.batch_size * FRAME_SKIP
-        total_updates = max(1, cfg.frames // frames_per_update)
-        updates_per_segment = max(1, cfg.checkpoint_every // frames_per_update)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        sample_gen.set_state(ckpt["rng"]["sample"])
-        minibatch_gen.set_state(ckpt["rng"]["minibatch"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        update, segment = int(ckpt["update"]), int(ckpt["segment"]) + 1
-        log(f"a3cs train: resuming {out} at {update * frames_per_update} frames")
     elif resume:
         log(f"a3cs train: no checkpoint in {out}, starting from scratch")
-    out.mkdir(parents=True, exist_ok=True)
 
     teacher = None
     if cfg.distill.enabled:
@@ -117,34 +93,59 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
         from a3cs_plugin.rl.teacher import load_teacher
         teacher = load_teacher(cfg.teacher, game=cfg.game, num_actions=spec.num_actions)
 
-    env = make_train_env(cfg.game, algo_cfg.num_envs, num_threads=cfg.env_threads)
-    collector = RolloutCollector(env, algo_cfg.num_steps, generator=sample_gen,
-                                 frame_skip=FRAME_SKIP, precision=algo_cfg.precision)
+    torch.manual_seed(cfg.seed)
+    model = fast_layout(build_model(cfg.agent, spec.num_actions, arch=cfg.arch,
+                                    num_cells=cfg.num_cells))
+    learner = Learner(cfg.algo, cfg.hp, model, game=cfg.game, seed=cfg.seed, teacher=teacher,
+                      distill=cfg.distill, env_threads=cfg.env_threads)
+    algo_cfg = learner.cfg
+    frames_per_update = learner.frames_per_rollout
+    total_updates = max(1, cfg.frames // frames_per_update)
+    updates_per_segment = max(1, cfg.checkpoint_every // frames_per_update)
+    update, segment = 0, 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        learner.load_state_dict({"optimizer": ckpt["optimizer"], "rng": ckpt["rng"],
+                                 "frames": int(ckpt["update"]) * frames_per_update})
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        update, segment = int(ckpt["update"]), int(ckpt["segment"]) + 1
+        log(f"a3cs train: resuming {out} at {update * frames_per_update} frames")
+    elif cfg.init:
+        init = load_checkpoint(cfg.init)
+        init_arch = init.get("arch") or (init.get("config") or {}).get("arch")
+        if int(init["num_actions"]) != spec.num_actions or init["agent"] != cfg.agent or \
+                (cfg.arch and init_arch and dict(init_arch) != dict(cfg.arch)):
+            raise ConfigError("--init weights are for another agent or game", file=cfg.init,
+                              expected=f"{cfg.agent} with {spec.num_actions} actions",
+                              got=f"{init['agent']} with {init['num_actions']} actions")
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in init["model"].items()})
+        cfg.init_frames = int(init.get("frames") or 0)
+        log(f"a3cs train: starting from the weights of {cfg.init} ({cfg.init_frames} frames), "
+            f"fresh optimiser")
+    out.mkdir(parents=True, exist_ok=True)
+
     frames = update * frames_per_update
     writer = _tb_writer(out, frames)
     csv_file = _open_csv(out / "metrics.csv", frames)
     recent = deque(maxlen=20)
     from tqdm import tqdm
+    label = "searched agent" if cfg.agent == SEARCHED else cfg.agent
     bar = tqdm(total=total_updates * frames_per_update, initial=frames, unit="frame",
                unit_scale=True, dynamic_ncols=True, disable=not progress, mininterval=2.0,
-               desc=f"{cfg.algo} {cfg.agent} {spec.game}")
+               desc=f"{cfg.algo} {label} {spec.game}")
     t0 = time.time()
     start_frames = frames
     try:
         while update < total_updates:
-            collector.reset(seed=env_seed(cfg.seed, segment))
+            learner.reset_envs(env_seed(cfg.seed, segment))
             seg_end = min(total_updates, (segment + 1) * updates_per_segment)
             while update < seg_end:
-                lr = mod.annealed_lr(algo_cfg, update, total_updates)
-                for g in optimizer.param_groups:
-                    g["lr"] = lr
-                model.train()
-                rollout = collector.collect(model)
-                stats = update_fn(model, optimizer, rollout, algo_cfg, generator=minibatch_gen,
-                                  teacher=teacher, distill=cfg.distill)
+                stats = learner.update(update, total_updates)
+                lr = stats.pop("lr")
                 update += 1
                 frames = update * frames_per_update
-                eps = collector.pop_episodes()
+                eps = learner.pop_episodes()
                 recent.extend(eps)
                 fps = (frames - start_frames) / max(1e-9, time.time() - t0)
                 row = {"frames": frames, "update": update, "wall_s": round(time.time() - t0, 2),
@@ -166,37 +167,36 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
                 if recent:
                     bar.set_postfix(ret=f"{sum(r for r, _ in recent) / len(recent):.1f}",
                                     refresh=False)
-            _save(ckpt_file, cfg, model, optimizer, sample_gen, minibatch_gen, update, segment,
-                  frames, spec.num_actions)
+            _save(ckpt_file, cfg, model, learner, update, segment, frames, spec.num_actions)
             csv_file[0].flush()
             if writer is not None:
                 writer.flush()
             mean_ret = (sum(r for r, _ in recent) / len(recent)) if recent else float("nan")
-            log(f"a3cs train: checkpoint at {frames} frames, recent episode return "
-                f"{mean_ret:.2f}, {(frames - start_frames) / max(1e-9, time.time() - t0):.0f} "
-                f"frames/s")
+            if not progress:
+                log(f"a3cs train: checkpoint at {frames} frames, recent episode return "
+                    f"{mean_ret:.2f}, {(frames - start_frames) / max(1e-9, time.time() - t0):.0f} "
+                    f"frames/s")
             segment += 1
     finally:
         bar.close()
         csv_file[0].close()
         if writer is not None:
             writer.close()
-        env.close()
+        learner.close()
     recent_ret = (sum(r for r, _ in recent) / len(recent)) if recent else math.nan
     return {"frames": frames, "updates": update, "checkpoint": str(ckpt_file),
             "recent_episode_return": recent_ret,
             "fps": (frames - start_frames) / max(1e-9, time.time() - t0)}
 
 
-def _save(path: Path, cfg: TrainConfig, model, optimizer, sample_gen, minibatch_gen, update: int,
-          segment: int, frames: int, num_actions: int) -> None:
+def _save(path: Path, cfg: TrainConfig, model, learner: Learner, update: int, segment: int,
+          frames: int, num_actions: int) -> None:
+    state = learner.state_dict()
     save_atomic({
         "format": RUN_FORMAT, "agent": cfg.agent, "game": game_label(cfg.game),
         "num_actions": num_actions, "frames": frames, "update": update, "segment": segment,
-        "config": cfg.to_dict(), "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "rng": {"sample": sample_gen.get_state(), "minibatch": minibatch_gen.get_state(),
-                "torch": torch.get_rng_state()},
+        "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": state["optimizer"],
+        "rng": {**state["rng"], "torch": torch.get_rng_state()},
     }, path)
 
 

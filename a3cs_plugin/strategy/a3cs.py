@@ -12,12 +12,14 @@ agent: the expectation over ``softmax(alpha)`` of every cell's op cost plus the 
 accelerator drawn by Gumbel-softmax over ``beta`` with a temperature annealed from ``tau_init`` to
 ``tau_min``, through the cost-model plugin (differentiable in both).
 
-Modes: ``one-level`` (weights, alpha and beta stepped on the same rollout), ``bi-level`` (alpha/beta
-on a separate rollout, as DARTS), ``direct-nas`` (bi-level, no distillation: the paper's baseline).
+Modes: ``one-level`` (weights, alpha and beta stepped on the same minibatch losses), ``bi-level``
+(alpha/beta on a separate rollout, as DARTS); ``distill=False`` (or mode ``direct-nas``, which is
+one-level without distillation) is the paper's Direct-NAS baseline.
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -33,39 +35,85 @@ from a3cs_plugin.strategy.cost import CostModel, HardwarePenalty, NetworkCost
 from a3cs_plugin.strategy.supernet import SinglePathMixedLayer
 
 MODES = ("one-level", "bi-level", "direct-nas")
+BALANCES = ("normalize", "none")
 SUPERNETS = ("single-path", "mixed")
 
 
+class _ArchStep:
+    """:class:`~a3cs_plugin.rl.rollout.UpdateHooks` that step alpha/beta on each minibatch loss."""
+
+    def __init__(self, module: "A3CSModule"):
+        self.module = module
+
+    def zero_grad(self) -> None:
+        self.module.architecture_optimizers().zero_grad(set_to_none=True)
+
+    def step(self) -> dict[str, float]:
+        return self.module.arch_step()
+
+
 class A3CSModule(DartsLightningModule):
-    """One-shot Lightning module of :class:`A3CS` (wraps the evaluator's training module)."""
+    """One-shot Lightning module of :class:`A3CS` (wraps the evaluator's :class:`RolloutModule`).
+
+    Every ``training_step`` is one search update: a rollout and the algorithm's real update of the
+    weights (PPO: ``update_epochs`` x ``num_minibatches`` clipped steps; A2C: its RMSprop step),
+    with distillation.  After the warm-up, one-level search steps alpha and beta after every
+    minibatch step on the same loss plus lambda x hardware cost; bi-level first runs the same
+    losses over a separate rollout with the weights frozen, stepping only alpha/beta, then the
+    weight update on a fresh rollout (DARTS' first-order alternation)."""
 
     def __init__(self, training_module, network_cost: NetworkCost, *, hw_lambda: float = 0.1,
                  metric: str = "edp", mode: str = "one-level", arc_learning_rate: float = 3e-3,
                  beta_learning_rate: float | None = None, tau_init: float = 5.0, tau_min: float = 0.5,
                  fps_band: Sequence[float] | None = None, lambda_rate: float = 0.05,
                  gradient_clip_val: float | None = 0.5, log_every: int = 1, warmup_epochs: int = 0,
-                 area_budget_mm2: float | None = None, area_weight: float = 1.0):
+                 warmup_frac: float = 0.2, warmup_updates: int | None = None,
+                 total_updates: int | None = None, area_budget_mm2: float | None = None,
+                 area_weight: float = 1.0, balance: str = "normalize", beta_samples: int = 4,
+                 fixed: Mapping[str, Any] | None = None):
         baseline = self._baseline(network_cost, metric)
         penalty = HardwarePenalty(network_cost, baseline=baseline, scale=hw_lambda, metric=metric)
         super().__init__(training_module, arc_learning_rate=arc_learning_rate,
                          gradient_clip_val=gradient_clip_val, log_prob_every_n_step=max(1, log_every),
-                         warmup_epochs=warmup_epochs, penalty=penalty)
-        if mode not in MODES:
-            raise ConfigError("unknown search mode", key="mode", expected=f"one of {MODES}", got=mode)
+                         warmup_epochs=0, penalty=penalty)
+        if mode not in ("one-level", "bi-level"):
+            raise ConfigError("unknown search mode", key="mode", expected="one-level or bi-level", got=mode)
+        if balance not in BALANCES:
+            raise ConfigError("unknown gradient balance", key="balance", expected=f"one of {BALANCES}",
+                              got=balance)
         self.mode = mode
         self.network_cost = network_cost
         self.metric = metric
+        self.baseline = baseline
         self.beta_learning_rate = beta_learning_rate or arc_learning_rate
         self.tau_init, self.tau_min = float(tau_init), float(tau_min)
         self.tau = float(tau_init)
         self.fps_band = tuple(fps_band) if fps_band else None
         self.lambda_rate = lambda_rate
         self.log_every = max(1, log_every)
+        self.warmup_epochs_opt = int(warmup_epochs or 0)
+        self.warmup_frac = float(warmup_frac)
+        self.warmup_updates = warmup_updates
+        self.total_updates = total_updates
+        self.balance = balance
+        self.beta_samples = max(1, int(beta_samples))
         params = network_cost.cost_model.accelerator_params()
-        self.beta = nn.ParameterDict({name: nn.Parameter(torch.zeros(len(ch))) for name, ch in params.items()})
+        self.fixed = dict(fixed or {})
+        for name, value in self.fixed.items():
+            if name not in params or value not in params[name]:
+                raise ConfigError("fixed accelerator parameter is not in the design space", key=f"fixed.{name}",
+                                  expected=(f"one of {params[name]}" if name in params else
+                                            "one of " + ", ".join(params)), got=value)
+        self.beta = nn.ParameterDict({name: nn.Parameter(torch.zeros(len(ch))) for name, ch in params.items()
+                                      if name not in self.fixed})
+        self._fixed_probs = {name: F.one_hot(torch.tensor(params[name].index(v)), len(params[name])).float()
+                             for name, v in self.fixed.items()}
         self.area_budget_mm2 = area_budget_mm2
         self.area_weight = float(area_weight)
         self.history: list[dict[str, Any]] = []
+        self.order: list[str] = []          # "arch" / "weights" steps of the last update (tests, logs)
+        self._task_norm_ema: float | None = None
+        self._arch_steps = 0
 
     @staticmethod
     def _baseline(network_cost: NetworkCost, metric: str) -> float:
@@ -88,6 +136,10 @@ class A3CSModule(DartsLightningModule):
     def mixed_layers(self) -> dict[str, DifferentiableMixedLayer]:
         return {m.label: m for m in self.supernet_modules() if isinstance(m, DifferentiableMixedLayer)}
 
+    def alpha_params(self) -> list[nn.Parameter]:
+        layers = self.mixed_layers()
+        return [layers[label]._arch_alpha for label in self.network_cost.labels]
+
     def alpha_probs(self) -> dict[str, torch.Tensor]:
         """softmax(alpha) per cell, in the op order of the cost model (with gradient)."""
         out = {}
@@ -99,12 +151,20 @@ class A3CSModule(DartsLightningModule):
         return out
 
     def beta_probs(self, hard: bool = False) -> dict[str, torch.Tensor]:
-        """Accelerator choice probabilities: Gumbel-softmax samples in training, softmax otherwise."""
+        """Accelerator choice probabilities, fixed parameters one-hot.  ``hard``: argmax (no
+        gradient).  In training a *hard* Gumbel-softmax sample (straight-through): its value is a
+        concrete design -- where the surrogate was fitted -- drawn from softmax(beta), so its
+        expectation is the expected cost over concrete designs; the gradient is that of the
+        tempered soft sample.  Otherwise softmax(beta)."""
         if hard:
-            return {n: F.one_hot(b.detach().argmax(), b.numel()).float() for n, b in self.beta.items()}
-        if self.training:
-            return {n: F.gumbel_softmax(b, tau=self.tau, hard=False) for n, b in self.beta.items()}
-        return {n: F.softmax(b, dim=-1) for n, b in self.beta.items()}
+            out = {n: F.one_hot(b.detach().argmax(), b.numel()).float() for n, b in self.beta.items()}
+        elif self.training:
+            out = {n: F.gumbel_softmax(b, tau=self.tau, hard=True) for n, b in self.beta.items()}
+        else:
+            out = {n: F.softmax(b, dim=-1) for n, b in self.beta.items()}
+        out.update(self._fixed_probs)
+        params = self.network_cost.cost_model.accelerator_params()
+        return {n: out[n] for n in params}
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return super().arch_parameters() + list(self.beta.values())
@@ -114,21 +174,25 @@ class A3CSModule(DartsLightningModule):
         if not alphas:
             raise ConfigError("the model space has no LayerChoice to search", key="model_space",
                               expected="an NNI ModelSpace with LayerChoice cells")
-        return torch.optim.Adam([
-            {"params": alphas, "lr": self.arc_learning_rate},
-            {"params": list(self.beta.values()), "lr": self.beta_learning_rate},
-        ], betas=(0.5, 0.999), weight_decay=1.0e-3)
+        groups = [{"params": alphas, "lr": self.arc_learning_rate}]
+        if len(self.beta):
+            groups.append({"params": list(self.beta.values()), "lr": self.beta_learning_rate})
+        return torch.optim.Adam(groups, betas=(0.5, 0.999), weight_decay=1.0e-3)
 
     # ----- derived pair -----------------------------------------------------------------------
     def export_accelerator(self) -> dict[str, Any]:
-        """argmax(beta) as a design point (parameter -> value)."""
+        """argmax(beta) as a design point (parameter -> value), fixed parameters included."""
         cm = self.network_cost.cost_model
-        return cm.point({n: int(b.detach().argmax()) for n, b in self.beta.items()})
+        point = cm.point({n: int(p.argmax()) for n, p in self.beta_probs(hard=True).items()})
+        return point
 
     def export_beta_probs(self) -> dict[str, dict[str, float]]:
         params = self.network_cost.cost_model.accelerator_params()
-        return {n: {str(v): float(p) for v, p in zip(params[n], F.softmax(b.detach(), -1))}
-                for n, b in self.beta.items()}
+        out = {}
+        for n, choices in params.items():
+            p = self._fixed_probs[n] if n in self._fixed_probs else F.softmax(self.beta[n].detach(), -1)
+            out[n] = {str(v): float(x) for v, x in zip(choices, p)}
+        return out
 
     def derived_cost(self) -> dict[str, float]:
         """Cost-model estimate of the argmax pair: energy_pJ, cycles, fps."""
@@ -143,15 +207,26 @@ class A3CSModule(DartsLightningModule):
         return out
 
     # ----- schedules --------------------------------------------------------------------------
-    def _progress(self, batch_idx: int) -> float:
-        trainer = self.trainer
-        per_epoch = trainer.num_training_batches if math.isfinite(trainer.num_training_batches) else 1
-        total = max(1, (trainer.max_epochs or 1) * per_epoch)
-        return min(1.0, (trainer.current_epoch * per_epoch + batch_idx) / total)
+    def _per_epoch(self) -> int:
+        n = self.trainer.num_training_batches
+        return int(n) if math.isfinite(n) else 1
 
-    def _anneal(self, batch_idx: int) -> None:
-        frac = self._progress(batch_idx)
-        # exponential decay tau_init -> tau_min
+    def _total(self) -> int:
+        if self.total_updates is not None:
+            return int(self.total_updates)
+        return max(1, (self.trainer.max_epochs or 1) * self._per_epoch())
+
+    def _warmup(self) -> int:
+        if self.warmup_updates is not None:
+            return int(self.warmup_updates)
+        if self.warmup_epochs_opt:
+            return self.warmup_epochs_opt * self._per_epoch()
+        return int(round(self.warmup_frac * self._total()))
+
+    def _anneal(self, update: int) -> None:
+        warm, total = self._warmup(), self._total()
+        frac = min(1.0, max(0.0, (update - warm) / max(1, total - warm - 1)))
+        # exponential decay tau_init -> tau_min over the search updates (after the warm-up)
         self.tau = self.tau_init * (self.tau_min / self.tau_init) ** frac
         for m in self.supernet_modules():
             if isinstance(m, SinglePathMixedLayer):
@@ -167,18 +242,78 @@ class A3CSModule(DartsLightningModule):
             self.hw_lambda = max(self.hw_lambda / (1 + self.lambda_rate), 1e-6)
 
     # ----- optimisation -----------------------------------------------------------------------
-    def hardware_loss(self, loss: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
-        sample: dict[str, Any] = dict(self.alpha_probs())
-        accel = self.beta_probs()
-        sample[HardwarePenalty.ACCEL_KEY] = accel
-        total, details = self.penalty(loss, sample)
+    def hardware_objective(self) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """``(cost, area_term, details)``: the normalised hardware cost (metric / its value at
+        uniform alpha, beta) of the expected agent under softmax(alpha), and with an area budget
+        ``area_weight * relu(area / budget - 1)``, both averaged over ``beta_samples`` hard
+        accelerator samples (one evaluation of softmax(beta) outside training)."""
+        alpha = self.alpha_probs()
+        cm = self.network_cost.cost_model
+        n = self.beta_samples if self.training else 1
+        cost = torch.zeros(())
+        area_term = torch.zeros(())
+        area_sum = 0.0
+        for _ in range(n):
+            accel = self.beta_probs()
+            cost = cost + self.network_cost.objective(self.metric, alpha, accel) / self.baseline
+            if self.area_budget_mm2:
+                area = cm.area_mm2(accel)
+                if area is not None:
+                    area = area.reshape(())
+                    area_term = area_term + self.area_weight * F.relu(area / self.area_budget_mm2 - 1.0)
+                    area_sum += float(area)
+        cost, area_term = cost / n, area_term / n
+        details = {"hw_cost": float(cost.detach())}
         if self.area_budget_mm2:
-            area = self.network_cost.cost_model.area_mm2(accel)
-            if area is not None:
-                over = F.relu(area / self.area_budget_mm2 - 1.0)
-                total = total + self.area_weight * over
-                details = {**details, "area_mm2": area, "area_over": over}
-        return total, details
+            details.update(expected_area_mm2=area_sum / n, area_over=float(area_term.detach()) / self.area_weight)
+        return cost, area_term, details
+
+    def hardware_loss(self, loss: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+        """``loss + lambda * cost + area_term`` (the unbalanced sum; for callers and tests)."""
+        cost, area_term, details = self.hardware_objective()
+        return loss + self.hw_lambda * cost + area_term, {**details, "penalty": float(cost.detach()) * self.baseline,
+                                                          "normalized_penalty": float(cost.detach())}
+
+    def arch_step(self) -> dict[str, float]:
+        """Add the hardware term's gradient to the task gradient alpha already holds (from the
+        minibatch loss's backward), then step alpha and beta.
+
+        With ``balance="normalize"`` the hardware part of alpha's gradient is rescaled to
+        ``lambda`` x a running mean of the task part's norm, so lambda is the ratio of the two
+        and neither term drowns the other whatever the cost's units, the Gumbel temperature or
+        the straight-through weight; beta (which only the hardware term moves) gets
+        ``lambda x`` the cost's gradient.  ``balance="none"``: plain ``lambda x`` both.  The
+        area-budget term is a constraint, added to beta's gradient as it is (independent of
+        lambda)."""
+        alphas = self.alpha_params()
+        betas = list(self.beta.values())
+        task = [a.grad.detach().clone() if a.grad is not None else torch.zeros_like(a) for a in alphas]
+        t_norm = float(torch.sqrt(sum((g.float() ** 2).sum() for g in task)))
+        cost, area_term, details = self.hardware_objective()
+        grads = torch.autograd.grad(cost, alphas + betas, allow_unused=True, retain_graph=bool(betas))
+        ga = [g if g is not None else torch.zeros_like(a) for g, a in zip(grads[:len(alphas)], alphas)]
+        gb = [g if g is not None else torch.zeros_like(b) for g, b in zip(grads[len(alphas):], betas)]
+        if betas and area_term.requires_grad:
+            g_area = torch.autograd.grad(area_term, betas, allow_unused=True)
+        else:
+            g_area = [None] * len(betas)
+        h_a = float(torch.sqrt(sum((g ** 2).sum() for g in ga)))
+        h_b = float(torch.sqrt(sum((g ** 2).sum() for g in gb))) if gb else 0.0
+        lam = self.hw_lambda
+        if self.balance == "normalize":
+            ema = self._task_norm_ema
+            self._task_norm_ema = t_norm if ema is None else 0.9 * ema + 0.1 * t_norm
+            scale = lam * self._task_norm_ema / h_a if h_a > 0 else 0.0
+        else:
+            scale = lam
+        for a, g0, g in zip(alphas, task, ga):
+            a.grad = g0 + scale * g
+        for b, g, g2 in zip(betas, gb, g_area):
+            b.grad = lam * g + (g2 if g2 is not None else 0.0)
+        self.architecture_optimizers().step()
+        self._arch_steps += 1
+        return {"grad_alpha_task": t_norm, "grad_alpha_hw": scale * h_a, "grad_beta_hw": lam * h_b,
+                "grad_beta_task": 0.0, **details}
 
     def _weight_optimizer(self):
         opts = self.optimizers()
@@ -187,87 +322,84 @@ class A3CSModule(DartsLightningModule):
         if len(opts) != 1:
             raise ConfigError("the evaluator module must configure exactly one optimizer",
                               key="configure_optimizers", expected="1 optimizer", got=len(opts))
-        return opts[0]
+        return getattr(opts[0], "optimizer", opts[0])
 
     def _weights(self) -> list[nn.Parameter]:
         arch = set(self.arch_parameters())
         return [p for p in self.training_module.parameters() if p.requires_grad and p not in arch]
 
     def training_step(self, batch, batch_idx):
-        arc_optim = self.architecture_optimizers()
-        self._anneal(batch_idx)
-        search = self.warmup_epochs == 0 or self.trainer.current_epoch >= self.warmup_epochs
-        details: dict[str, Any] = {}
-        if self.mode == "one-level":
+        update = self.trainer.current_epoch * self._per_epoch() + batch_idx
+        if update >= self._total():
+            return None
+        tm = self.training_module
+        learner = tm.learner(self._weights(), self._weight_optimizer())
+        if batch_idx == 0:
+            tm.start_epoch(self.trainer.current_epoch)
+        searching = update >= self._warmup()
+        self._anneal(update)
+        self._arch_steps = 0
+        self.order = []
+        arch_stats: dict[str, float] = {}
+        self.resample()
+        if searching and self.mode == "bi-level":
+            rollout = learner.collect()
+            arch_stats = learner.learn(rollout, _ArchStep(self), step_weights=False)
+            self.order.append("arch")
             self.resample()
-            out = self.training_module.training_step(batch, batch_idx)
-            loss = out["loss"] if isinstance(out, dict) else out
-            total = loss
-            if search:
-                total, details = self.hardware_loss(loss)
-            w_opt = self._weight_optimizer()
-            w_opt.zero_grad()
-            arc_optim.zero_grad()
-            self.manual_backward(total)
-            if self.gradient_clip_val:
-                nn.utils.clip_grad_norm_(self._weights(), self.gradient_clip_val)
-            w_opt.step()
-            if search:
-                arc_optim.step()
-            result = out
-        else:
-            if search:
-                self.resample()
-                arc_optim.zero_grad()
-                out_a = self.training_module.training_step(batch, 2 * batch_idx)
-                loss_a = out_a["loss"] if isinstance(out_a, dict) else out_a
-                total, details = self.hardware_loss(loss_a)
-                self.manual_backward(total)
-                arc_optim.step()
-            self.resample()
-            result = self.training_module.training_step(batch, 2 * batch_idx + 1)
-            w_loss = result["loss"] if isinstance(result, dict) else result
-            self.advance_optimization(w_loss, batch_idx, self.gradient_clip_val)
-        self.advance_lr_schedulers(batch_idx)
-
+        hooks = _ArchStep(self) if searching and self.mode == "one-level" else None
+        stats = learner.update(tm.weight_updates, self._total(), hooks)
+        self.order.append("weights+arch" if hooks is not None else "weights")
+        tm.weight_updates += 1
+        tm.record_episodes()
+        if arch_stats:
+            stats.update({k: v for k, v in arch_stats.items() if k.startswith("grad_") or k.startswith("hw_")
+                          or k in ("expected_area_mm2", "area_over")})
         derived = self.derived_cost()
-        if search:
+        if searching:
             self._adapt_lambda(derived["fps"])
-        self._record(batch_idx, details, derived)
-        return result
+        self._record(update, searching, stats, derived)
+        return None
 
-    def _record(self, batch_idx: int, details: Mapping[str, Any], derived: Mapping[str, float]) -> None:
-        logs = {"search/tau": self.tau, "search/lambda": self.hw_lambda,
+    def _record(self, update: int, searching: bool, stats: Mapping[str, float],
+                derived: Mapping[str, float]) -> None:
+        logs = {"search/tau": self.tau, "search/lambda": self.hw_lambda, "search/searching": float(searching),
                 "search/derived_fps": derived["fps"], "search/derived_energy_pJ": derived["energy_pJ"],
-                "search/derived_cycles": derived["cycles"]}
-        if details:
-            logs["search/hw_penalty"] = float(details["penalty"])
-            logs["search/hw_normalized"] = float(details["normalized_penalty"])
-            if "area_mm2" in details:
-                logs["search/expected_area_mm2"] = float(details["area_mm2"])
+                "search/derived_cycles": derived["cycles"], "search/arch_steps": float(self._arch_steps)}
         if "area_mm2" in derived:
             logs["search/derived_area_mm2"] = derived["area_mm2"]
-        score = getattr(self.training_module, "recent_score", lambda: None)()
+        for k in ("grad_alpha_task", "grad_alpha_hw", "grad_beta_task", "grad_beta_hw",
+                  "hw_cost", "expected_area_mm2", "area_over"):
+            if k in stats and math.isfinite(stats[k]):
+                logs[f"search/{k}"] = float(stats[k])
+        if stats.get("grad_alpha_task"):
+            # ratio of the update's mean norms (the per-minibatch ratio is noisier)
+            logs["search/grad_ratio"] = float(stats["grad_alpha_hw"]) / float(stats["grad_alpha_task"])
+        tm = self.training_module
+        for k, v in stats.items():
+            if not (k.startswith("grad_") and k != "grad_norm") and k not in ("hw_cost", "expected_area_mm2",
+                                                                             "area_over"):
+                logs[f"train/{k}"] = float(v)
+        logs["train/frames"] = float(tm.frames)
+        score = tm.recent_score()
         if score is not None:
             logs["search/score"] = float(score)
         self.log_dict(logs)
-        if batch_idx % self.log_every == 0:
+        if update % self.log_every == 0 or update == self._total() - 1:
             alpha = self.export_probs()
             beta = self.export_beta_probs()
             self.log_dict({f"alpha/{l}/{o}": float(p) for l, d in alpha.items() for o, p in d.items()})
             self.log_dict({f"beta/{n}/{v}": float(p) for n, d in beta.items() for v, p in d.items()})
-            per_epoch = self.trainer.num_training_batches
-            per_epoch = int(per_epoch) if math.isfinite(per_epoch) else 0
             self.history.append({
-                "step": int(self.trainer.current_epoch * per_epoch + batch_idx + 1),
-                "epoch": int(self.trainer.current_epoch),
-                "frames": int(getattr(self.training_module, "frames", 0)),
+                "step": int(update + 1), "epoch": int(self.trainer.current_epoch),
+                "frames": int(tm.frames), "order": list(self.order),
                 "alpha": {l: {o: float(p) for o, p in d.items()} for l, d in alpha.items()},
                 "beta": beta, **{k.split("/", 1)[1]: v for k, v in logs.items()},
             })
 
     def on_save_checkpoint(self, checkpoint):
-        checkpoint["a3cs"] = {"history": self.history, "hw_lambda": self.hw_lambda}
+        checkpoint["a3cs"] = {"history": self.history, "hw_lambda": self.hw_lambda,
+                              "task_norm_ema": self._task_norm_ema, "torch_rng": torch.get_rng_state()}
         hook = getattr(self.training_module, "on_save_checkpoint", None)
         if hook:
             hook(checkpoint)
@@ -277,6 +409,9 @@ class A3CSModule(DartsLightningModule):
         self.history = list(state.get("history", []))
         if "hw_lambda" in state:
             self.hw_lambda = state["hw_lambda"]
+        self._task_norm_ema = state.get("task_norm_ema")
+        if state.get("torch_rng") is not None:
+            torch.set_rng_state(state["torch_rng"])
         hook = getattr(self.training_module, "on_load_checkpoint", None)
         if hook:
             hook(checkpoint)
@@ -290,32 +425,44 @@ class A3CS(DARTS):
     cost_model
         A :class:`~a3cs_plugin.strategy.cost.CostModel` (e.g. from ``registry.cost_model``).
     hw_lambda
-        Weight of the normalised hardware cost (initial value when ``fps_band`` is set).
+        Weight of the hardware cost.  With ``balance="normalize"`` (default) it is the ratio of the
+        hardware term's alpha-gradient norm to the task term's; otherwise it multiplies
+        ``cost / baseline`` directly.  Initial value when ``fps_band`` is set.
     metric
         ``"latency"``, ``"energy"`` or ``"edp"`` of one inference of the whole agent.
     mode
-        ``"one-level"``, ``"bi-level"`` or ``"direct-nas"``.
+        ``"one-level"`` or ``"bi-level"``; ``"direct-nas"`` is ``"one-level"`` with ``distill=False``.
+    distill
+        Distil from the evaluator module's teacher (A3C-S); ``False``: Direct-NAS.
     supernet
         ``"single-path"`` (one sampled op per cell per forward) or ``"mixed"`` (DARTS weighted sum).
     fps_band
         ``(low, high)``: adapt lambda so the derived pair's FPS stays inside the band.
     area_budget_mm2, area_weight
-        Adds ``area_weight * relu(E[area] / budget - 1)`` when the cost model estimates area.
+        Adds ``area_weight * relu(area / budget - 1)`` when the cost model estimates area.
+    warmup_frac, warmup_updates, total_updates
+        Weight-only updates before alpha/beta move (a fraction of all updates, or a count), and
+        the number of updates (default: epochs x loader length).
+    fixed
+        Accelerator parameters held at one value, on top of the cost model's ``pinned()``.
     op_problems, fixed_problems
         Timeloop problems per ``{cell: {op: [...]}}`` and of the fixed layers; taken from the
         model space's ``op_problems(label, op)`` / ``fixed_problems()`` when omitted.
     """
 
     def __init__(self, *, cost_model: CostModel, hw_lambda: float = 0.1, metric: str = "edp",
-                 mode: str = "one-level", supernet: str = "single-path",
+                 mode: str = "one-level", distill: bool = True, supernet: str = "single-path",
                  arc_learning_rate: float = 3e-3, beta_learning_rate: float | None = None,
                  tau_init: float = 5.0, tau_min: float = 0.5, fps_band: Sequence[float] | None = None,
                  lambda_rate: float = 0.05, gradient_clip_val: float | None = 0.5, log_every: int = 1,
-                 warmup_epochs: int = 0, area_budget_mm2: float | None = None, area_weight: float = 1.0,
+                 warmup_epochs: int = 0, warmup_frac: float = 0.2, warmup_updates: int | None = None,
+                 total_updates: int | None = None, area_budget_mm2: float | None = None,
+                 area_weight: float = 1.0, balance: str = "normalize", beta_samples: int = 4,
+                 fixed: Mapping[str, Any] | None = None,
                  op_problems: Mapping[str, Mapping[str, list]] | None = None,
                  fixed_problems: Sequence[Mapping] | None = None, **kwargs):
         super().__init__(arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val,
-                         log_prob_every_n_step=log_every, warmup_epochs=warmup_epochs, **kwargs)
+                         log_prob_every_n_step=log_every, warmup_epochs=0, **kwargs)
         if mode not in MODES:
             raise ConfigError("unknown search mode", key="mode", expected=f"one of {MODES}", got=mode)
         if supernet not in SUPERNETS:
@@ -324,17 +471,30 @@ class A3CS(DARTS):
         if fps_band is not None and (len(fps_band) != 2 or not 0 < fps_band[0] <= fps_band[1]):
             raise ConfigError("bad FPS band", key="fps_band", expected="[low, high] with 0 < low <= high",
                               got=fps_band)
+        if not isinstance(hw_lambda, (int, float)) or not math.isfinite(hw_lambda) or hw_lambda < 0:
+            raise ConfigError("lambda must be a finite number >= 0", key="lambda", got=hw_lambda)
         self.cost_model = cost_model
-        self.options = dict(hw_lambda=hw_lambda, metric=metric, mode=mode, arc_learning_rate=arc_learning_rate,
+        self.distill = bool(distill) and mode != "direct-nas"
+        self.mode = "one-level" if mode == "direct-nas" else mode
+        self.fixed = {**cost_model.pinned(), **dict(fixed or {})}
+        self.options = dict(hw_lambda=hw_lambda, metric=metric, mode=self.mode,
+                            arc_learning_rate=arc_learning_rate,
                             beta_learning_rate=beta_learning_rate, tau_init=tau_init, tau_min=tau_min,
                             fps_band=fps_band, lambda_rate=lambda_rate, gradient_clip_val=gradient_clip_val,
-                            log_every=log_every, warmup_epochs=warmup_epochs,
-                            area_budget_mm2=area_budget_mm2, area_weight=area_weight)
-        self.mode = mode
+                            log_every=log_every, warmup_epochs=warmup_epochs, warmup_frac=warmup_frac,
+                            warmup_updates=warmup_updates, total_updates=total_updates,
+                            area_budget_mm2=area_budget_mm2, area_weight=area_weight, balance=balance,
+                            beta_samples=beta_samples, fixed=self.fixed)
         self.supernet_kind = supernet
         self._op_problems = op_problems
         self._fixed_problems = fixed_problems
         self.network_cost: NetworkCost | None = None
+        self._space = None
+
+    @property
+    def scheme(self) -> str:
+        """``a3cs`` (with distillation) or ``direct-nas`` (without)."""
+        return "a3cs" if self.distill else "direct-nas"
 
     # NNI hooks --------------------------------------------------------------------------------
     def mutate_model(self, model):
@@ -354,6 +514,7 @@ class A3CS(DARTS):
             raise ConfigError("no hardware problems for searchable cells", key="op_problems",
                               expected=f"entries for {missing}")
         self.network_cost = NetworkCost(self.cost_model, op_problems, fixed)
+        self._space = model
         return super().mutate_model(model)
 
     def default_mutation_hooks(self):
@@ -365,12 +526,9 @@ class A3CS(DARTS):
     def configure_oneshot_module(self, training_module):
         if self.network_cost is None:
             raise ConfigError("A3CS used before the model space was mutated", key="strategy")
-        distill = self.mode != "direct-nas"
         if hasattr(training_module, "set_distillation"):
-            training_module.set_distillation(distill)
-        opts = dict(self.options)
-        opts["mode"] = "bi-level" if self.mode == "direct-nas" else self.mode
-        return A3CSModule(training_module, self.network_cost, **opts)
+            training_module.set_distillation(self.distill)
+        return A3CSModule(training_module, self.network_cost, **self.options)
 
     def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):
         # Rollouts are generated inside training_step; the loader only yields step indices.
@@ -383,10 +541,25 @@ class A3CS(DARTS):
     def export_accelerator(self) -> dict[str, Any]:
         return self.oneshot_module.export_accelerator()  # type: ignore[attr-defined]
 
+    def export_report(self, out_dir: str | Path, *, recost: bool = True, metric: str = "edp",
+                      time_limit: float = 2.0, area_budget_mm2: float | None = None,
+                      teacher: nn.Module | None = None) -> dict[str, Any]:
+        """The derived pair after ``NasExperiment(...).run()``: writes ``arch.json`` and (when the
+        cost model has a design space) ``accelerator.yaml`` into ``out_dir``, re-costs the derived
+        agent -- and ``teacher`` when given -- on it with the real engine + mapper, and returns
+        ``{arch, accelerator, surrogate, derived, teacher}`` (the numbers of ``report.json``)."""
+        from a3cs_plugin.strategy.derive import derive_pair
+        m = self.oneshot_module
+        return derive_pair(self._space, m, out_dir, recost_pair=recost, metric=metric, time_limit=time_limit,
+                           area_budget_mm2=area_budget_mm2, teacher=teacher)
+
 
 class DirectNAS(A3CS):
-    """The paper's baseline: A3CS in ``direct-nas`` mode (bi-level, no distillation)."""
+    """The paper's baseline: the same optimisation as :class:`A3CS` (``mode``, default
+    one-level) without distillation."""
 
     def __init__(self, **kwargs):
-        kwargs["mode"] = "direct-nas"
+        if kwargs.get("mode") == "direct-nas":
+            kwargs["mode"] = "one-level"
+        kwargs["distill"] = False
         super().__init__(**kwargs)

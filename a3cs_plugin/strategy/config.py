@@ -38,8 +38,19 @@ class HardwareConfig(_Strict):
     fps_target: Optional[Union[float, list[float]]] = None
     lambda_rate: float = Field(0.05, gt=0)
     area_budget_mm2: Optional[float] = Field(None, gt=0)
+    # parameters held at one value (not searched), on top of those the template pins itself
+    fixed: dict[str, Any] = Field(default_factory=dict)
     recost_time_limit: float = Field(2.0, gt=0)
     recost_metric: Literal["latency", "energy", "edp"] = "edp"
+    # hand-designed specs (arch_specs/NAME.yaml or files) on which the derived agent and the
+    # teacher are also re-costed; default: eyeriss_like for the eyeriss_like template
+    baselines: Optional[list[str]] = None
+
+    @model_validator(mode="after")
+    def _baselines(self):
+        if self.baselines is None:
+            self.baselines = ["eyeriss_like"] if self.template == "eyeriss_like" else []
+        return self
 
     @field_validator("fps_target")
     @classmethod
@@ -64,8 +75,20 @@ class SearchConfig(_Strict):
     tau_min: float = Field(0.5, gt=0)
     distill_actor: float = Field(1.0, ge=0)
     distill_critic: float = Field(0.5, ge=0)
-    warmup_epochs: int = Field(0, ge=0)
+    # weight-only updates before alpha/beta move: a fraction of the search's rollouts
+    # (warmup_epochs, when given, means warmup_epochs / epochs of them)
+    warmup_frac: float = Field(0.2, ge=0, lt=1)
+    warmup_epochs: Optional[int] = Field(None, ge=0)
     epochs: int = Field(10, ge=1)          # checkpoint granularity: the search is split into epochs
+    # how the hardware term's alpha-gradient is scaled: "normalize" (to lambda x the task term's
+    # gradient norm, a running mean) or "none" (lambda x cost / baseline, as written)
+    balance: Literal["normalize", "none"] = "normalize"
+    beta_samples: int = Field(4, ge=1)     # hard Gumbel samples of the accelerator per hardware step
+
+    def warmup_fraction(self) -> float:
+        if self.warmup_epochs is not None:
+            return min(0.95, self.warmup_epochs / self.epochs)
+        return self.warmup_frac
 
     @model_validator(mode="after")
     def _tau(self):
@@ -75,25 +98,93 @@ class SearchConfig(_Strict):
 
 
 class EvalConfig(_Strict):
-    episodes: int = Field(3, ge=1)
+    episodes: int = Field(30, ge=1)         # the field's protocol: 30 full games, unclipped
     teacher: bool = True                    # also score the teacher
+    random: bool = True                     # also score a uniform-random agent (normalized score)
+    greedy: bool = False                    # arg-max actions instead of sampling
+
+
+class FinetuneConfig(_Strict):
+    """The short training of the derived agent that ends ``a3cs search`` (inherits the supernet's
+    weights of its ops; the algorithm, ``hp`` and distillation of the search)."""
+    frames: int = Field(0, ge=0)            # 0: no fine-tune
+    lr: Optional[float] = Field(None, gt=0)  # default: the search's lr
+    checkpoint_every: int = Field(100_000, ge=1)
 
 
 class RunConfig(_Strict):
     game: str = "Pong"
     teacher: Optional[str] = "Pong"
     frames: int = Field(100_000, ge=1)
+    # direct-nas: the A3C-S default optimisation (one-level) without distillation; or set
+    # mode: bi-level with distill: false for the bi-level comparison
     mode: Literal["one-level", "bi-level", "direct-nas"] = "one-level"
-    algo: Literal["ppo", "a2c"] = "ppo"
-    hp: dict[str, Any] = Field(default_factory=lambda: {"num_envs": 8, "num_steps": 32})
+    distill: bool = True
+    algo: str = "ppo"
+    hp: dict[str, Any] = Field(default_factory=dict)
     seed: int = 1
     seeds: Optional[list[int]] = None       # several searches (RUN_DIR/seed_<s>/); the best is copied up
     threads: int = Field(0, ge=0)           # torch threads; 0: min(2, cores)
     hardware: HardwareConfig = Field(default_factory=HardwareConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
-    @field_validator("seeds")
+    @field_validator("algo")
+    @classmethod
+    def _algo(cls, v):
+        from a3cs_plugin.rl.algorithms import ALGORITHMS
+        if str(v).lower() not in ALGORITHMS:
+            raise ValueError("must be one of " + ", ".join(sorted(ALGORITHMS)))
+        return str(v).lower()
+
+    @model_validator(mode="after")
+    def _hp(self):
+        from a3cs_plugin.rl.config import algo_config
+        try:
+            algo_config(self.algo, **self.hp)
+        except ConfigError as exc:
+            raise ValueError(f"hp: {exc.message}") from None
+        return self
+
+    @property
+    def optimisation(self) -> str:
+        """The optimisation that runs: ``one-level`` or ``bi-level`` (direct-nas is one-level)."""
+        return "one-level" if self.mode == "direct-nas" else self.mode
+
+    @property
+    def distilling(self) -> bool:
+        return bool(self.teacher) and self.distill and self.mode != "direct-nas" and \
+            (self.search.distill_actor > 0 or self.search.distill_critic > 0)
+
+    @property
+    def scheme(self) -> str:
+        """``a3cs`` (with distillation) or ``direct-nas`` (without): the paper's names."""
+        return "a3cs" if self.distilling else "direct-nas"
+
+    def rollout_frames(self) -> int:
+        from a3cs_plugin.rl.config import algo_config
+        return algo_config(self.algo, **self.hp).batch_size * 4
+
+    def plan(self) -> dict[str, int]:
+        """How the frame budget is spent: ``warmup`` weight-only updates (one rollout each), then
+        ``search`` updates (one rollout one-level, two bi-level); ``updates`` in all, ``per_epoch``
+        of them per checkpoint epoch, ``frames`` consumed (= ``frames`` within one rollout)."""
+        per = self.rollout_frames()
+        rollouts = max(1, round(self.frames / per))
+        k = 2 if self.optimisation == "bi-level" else 1
+        warm = min(rollouts - k if rollouts > k else 0, round(self.search.warmup_fraction() * rollouts))
+        search = max(1, (rollouts - warm) // k) if rollouts - warm >= k else 0
+        if search == 0:
+            warm = rollouts
+        extra = rollouts - warm - k * search   # 0, or 1 leftover rollout (bi-level): weight-only
+        warm += extra
+        updates = warm + search
+        epochs = max(1, min(self.search.epochs, updates))
+        per_epoch = -(-updates // epochs)
+        return {"warmup": warm, "search": search, "updates": updates, "epochs": -(-updates // per_epoch),
+                "per_epoch": per_epoch, "rollout_frames": per,
+                "frames": (warm + k * search) * per}
     @classmethod
     def _seeds(cls, v):
         if v is not None and (not v or len(set(v)) != len(v)):
@@ -101,10 +192,8 @@ class RunConfig(_Strict):
         return v
 
     def updates(self) -> int:
-        """Search updates that fit the frame budget (a bi-level update collects two rollouts)."""
-        per = int(self.hp.get("num_envs", 8)) * int(self.hp.get("num_steps", 32)) * 4
-        per *= 1 if self.mode == "one-level" else 2
-        return max(1, self.frames // per)
+        """Updates of the search (warm-up included); see :meth:`plan`."""
+        return self.plan()["updates"]
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(by_alias=True, mode="json"), sort_keys=False)
@@ -119,8 +208,9 @@ def parse_config(data: Any, source: str = "config") -> RunConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err.get("loc", ())) or None
+        got = err.get("input") if err.get("type") != "missing" and key else None
         raise ConfigError(err.get("msg", "invalid value").replace("\n", " "), file=source, key=key,
-                          got=err.get("input") if err.get("type") != "missing" else None) from None
+                          got=got) from None
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -52,6 +52,22 @@ class CostModel(nn.Module):
         """(Expected) clock period; ``1 / clock_hz`` unless the model knows better."""
         return torch.tensor(1.0 / self.clock_hz)
 
+    def design_space(self) -> Any:
+        """The template's :class:`~a3cs_plugin.hardware.space.DesignSpace` (renders a point as a
+        Timeloop spec, gives its area), or ``None`` for a model without one: then the search
+        reports the surrogate's numbers only (no ``accelerator.yaml``, no mapper re-costing)."""
+        return None
+
+    def pinned(self) -> dict[str, Any]:
+        """Parameters held at one value during the search (template ``search: false``)."""
+        space = self.design_space()
+        return dict(space.pinned()) if space is not None and hasattr(space, "pinned") else {}
+
+    def min_area_mm2(self, fixed: Mapping[str, Any] | None = None) -> float | None:
+        """Smallest area any design with ``fixed`` values can have (feasibility of a budget);
+        ``None`` when unknown."""
+        return None
+
     def point(self, choice_index: Mapping[str, int]) -> dict[str, Any]:
         """An accelerator design point (parameter -> value) from choice indices."""
         params = self.accelerator_params()

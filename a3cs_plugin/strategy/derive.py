@@ -93,3 +93,59 @@ def recost(accelerator_yaml: str | Path, problems: Sequence[Any], *, out_dir: st
         "layers": len(res.layers),
         "clock_source": res.clock_source,
     }
+
+
+#: The search's metric names (``latency | energy | edp``) in the mapper's vocabulary, where
+#: Timeloop calls latency ``delay``.
+MAPPER_METRIC = {"latency": "delay", "energy": "energy", "edp": "edp"}
+
+
+def mapper_metric(metric: str) -> str:
+    if metric not in MAPPER_METRIC:
+        raise ConfigError("unknown hardware metric", key="metric",
+                          expected="latency, energy or edp", got=metric)
+    return MAPPER_METRIC[metric]
+
+
+def derive_pair(space: Any, module: Any, out_dir: str | Path, *, recost_pair: bool = True,
+                metric: str = "edp", time_limit: float = 2.0, area_budget_mm2: float | None = None,
+                teacher: Any = None, log: Any = None) -> dict[str, Any]:
+    """The searched pair of a finished one-shot ``module`` (an ``A3CSModule``): ``arch.json``, the
+    accelerator (projected into ``area_budget_mm2``) as ``accelerator.yaml`` when the cost model
+    has a design space, and -- with ``recost`` -- the derived agent and ``teacher`` re-costed on
+    it with the real engine + mapper (``mappings/``, ``cost_cache.json``)."""
+    import torch
+
+    from a3cs_plugin.agents.arch import export_arch
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    arch = {str(k): str(v) for k, v in module.export().items()}   # NNI label objects -> plain str
+    export_arch(arch, out / "arch.json", space)
+    design = module.network_cost.cost_model.design_space()
+    projected = False
+    if design is not None:
+        point, projected = project_to_budget(design, module.export_beta_probs(), area_budget_mm2)
+        design.write(point, out / "accelerator.yaml")
+    else:
+        point = module.export_accelerator()
+    derived: dict[str, Any] = {"surrogate": module.derived_cost()}
+    teacher_r: dict[str, Any] | None = {} if teacher is not None else None
+    area = float(design.area(point)) if design is not None else None
+    if recost_pair and design is not None:
+        if log:
+            log("a3cs search: re-costing the derived agent"
+                + (" and the teacher" if teacher is not None else "") + " with the mapper")
+        kw = dict(out_dir=out, metric=mapper_metric(metric), time_limit=time_limit,
+                  cache=out / "cost_cache.json", area_mm2=area)
+        derived.update(recost(out / "accelerator.yaml", space.arch_problems(arch),
+                              mapping_prefix="derived_", **kw))
+        if teacher is not None:
+            from a3cs_plugin.hardware.workload import problems_from_module
+            probs = problems_from_module(teacher, torch.zeros((1,) + tuple(space.input_shape),
+                                                              dtype=torch.uint8), prefix="teacher")
+            teacher_r.update(recost(out / "accelerator.yaml", probs, mapping_prefix="teacher_", **kw))
+    elif area is not None:
+        derived["area_mm2"] = area
+    return {"arch": arch, "accelerator": point, "area_projected": projected, "derived": derived,
+            "teacher": teacher_r, "recosted": bool(recost_pair and design is not None)}

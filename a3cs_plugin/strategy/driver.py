@@ -61,8 +61,58 @@ def EpochCheckpoint(path: Path):  # noqa: N802 - factory keeps lightning imports
     return _epoch_checkpoint_cls()(path)
 
 
+def _progress_cls():
+    import pytorch_lightning as pl
+
+    class SearchProgress(pl.Callback):
+        """Frames/s and ETA of the search: a bar on a terminal, one line per epoch otherwise."""
+
+        def __init__(self, total_frames: int, log: Callable[[str], None], tty: bool):
+            self.total, self._emit, self.tty = int(total_frames), log, tty
+            self.bar = None
+            self.t0 = time.time()
+            self.f0: int | None = None
+
+        def _frames(self, pl_module) -> int:
+            return int(getattr(pl_module.training_module, "frames", 0))
+
+        def on_train_start(self, trainer, pl_module):
+            self.f0 = self._frames(pl_module)
+            self.t0 = time.time()
+            if self.tty:
+                from tqdm import tqdm
+                self.bar = tqdm(total=self.total, initial=self.f0, unit="frame", unit_scale=True,
+                                dynamic_ncols=True, mininterval=1.0, desc="search")
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if self.bar is not None:
+                f = self._frames(pl_module)
+                self.bar.update(f - self.bar.n)
+                score = pl_module.training_module.recent_score()
+                self.bar.set_postfix(ret="n/a" if score is None else f"{score:.1f}",
+                                     lam=f"{pl_module.hw_lambda:.3g}", refresh=False)
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            if self.bar is None:
+                f = self._frames(pl_module)
+                dt = max(1e-9, time.time() - self.t0)
+                rate = (f - (self.f0 or 0)) / dt
+                eta = (self.total - f) / rate if rate > 0 else float("nan")
+                score = pl_module.training_module.recent_score()
+                self._emit(f"a3cs search: epoch {trainer.current_epoch + 1}/{trainer.max_epochs}, "
+                         f"{f:,}/{self.total:,} frames, {rate:.0f} frames/s, ETA {eta:.0f} s, "
+                         f"training return {'n/a' if score is None else f'{score:.1f}'}")
+
+        def on_train_end(self, trainer, pl_module):
+            if self.bar is not None:
+                self.bar.close()
+
+    return SearchProgress
+
+
 def build_search(cfg: RunConfig, out: Path, *, resume: bool = False, teacher: Any = None,
-                 cost_model: Any = None):
+                 cost_model: Any = None, progress: bool | None = None,
+                 log: Callable[[str], None] | None = None):
     """Model space, evaluator and strategy for ``cfg`` (``teacher``/``cost_model`` override the config)."""
     from pytorch_lightning.loggers import TensorBoardLogger
     from nni.nas.evaluator.pytorch import Lightning, Trainer
@@ -71,69 +121,106 @@ def build_search(cfg: RunConfig, out: Path, *, resume: bool = False, teacher: An
     from a3cs_plugin.rl.envs import env_spec
     from a3cs_plugin.strategy.rl_module import RolloutModule, step_loader
 
+    log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     spec = env_spec(cfg.game)
     if teacher is None and cfg.teacher:   # direct-nas: no distillation, the teacher is only reported
         from a3cs_plugin.rl.teacher import load_teacher
         teacher = load_teacher(cfg.teacher, game=cfg.game, num_actions=spec.num_actions)
-    torch.manual_seed(cfg.seed)
-    space = AgentSpace(spec.num_actions, num_cells=cfg.search.num_cells)
     if cost_model is None:
         cost_model = registry.cost_model(cfg.hardware.cost_model, cfg.hardware.template,
                                          **cfg.hardware.cost_model_options)
     check_cost_model(cost_model)
+    fixed = check_hardware(cfg, cost_model)
+    torch.manual_seed(cfg.seed)
+    space = AgentSpace(spec.num_actions, num_cells=cfg.search.num_cells)
     module = RolloutModule(cfg.game, cfg.algo, hp=cfg.hp, teacher=teacher,
                            distill_actor=cfg.search.distill_actor, distill_critic=cfg.search.distill_critic,
                            seed=cfg.seed)
-    updates = cfg.updates()
-    epochs = max(1, min(cfg.search.epochs, updates))
-    per_epoch = math.ceil(updates / epochs)
-    epochs = math.ceil(updates / per_epoch)
-    ckpt = EpochCheckpoint(out / CKPT_DIR / "last.ckpt")
-    trainer = Trainer(max_epochs=epochs, logger=TensorBoardLogger(str(out), name="tb", version=""),
-                      callbacks=[ckpt], enable_progress_bar=False, enable_model_summary=False,
-                      num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=1,
-                      accelerator="cpu", devices=1)
+    plan = cfg.plan()
+    callbacks = [EpochCheckpoint(out / CKPT_DIR / "last.ckpt")]
+    if progress is None or progress:
+        tty = sys.stderr.isatty() if progress is None else True
+        callbacks.append(_progress_cls()(plan["frames"], log, tty))
+    trainer = Trainer(max_epochs=plan["epochs"], logger=TensorBoardLogger(str(out), name="tb", version=""),
+                      callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
+                      enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0,
+                      log_every_n_steps=1, accelerator="cpu", devices=1)
     fit_kwargs = {}
     last = out / CKPT_DIR / "last.ckpt"
     if resume and last.is_file():
         fit_kwargs["ckpt_path"] = str(last)
         fit_kwargs["weights_only"] = False   # our own checkpoint; it holds NNI label objects
-    evaluator = Lightning(module, trainer, train_dataloaders=step_loader(per_epoch),
+    evaluator = Lightning(module, trainer, train_dataloaders=step_loader(plan["per_epoch"]),
                           val_dataloaders=step_loader(1), fit_kwargs=fit_kwargs)
-    name = "direct-nas" if cfg.mode == "direct-nas" else "a3cs"
+    name = "a3cs" if cfg.distilling else "direct-nas"
     strategy = registry.strategy(
         name, cost_model=cost_model, hw_lambda=cfg.hardware.hw_lambda, metric=cfg.hardware.metric,
-        mode=cfg.mode, supernet=cfg.search.supernet, arc_learning_rate=cfg.search.arc_lr,
+        mode=cfg.optimisation, supernet=cfg.search.supernet, arc_learning_rate=cfg.search.arc_lr,
         beta_learning_rate=cfg.search.beta_lr, tau_init=cfg.search.tau_init, tau_min=cfg.search.tau_min,
         fps_band=cfg.hardware.fps_target, lambda_rate=cfg.hardware.lambda_rate,
-        warmup_epochs=cfg.search.warmup_epochs, area_budget_mm2=cfg.hardware.area_budget_mm2)
-    return space, evaluator, strategy, module, teacher, {"updates": epochs * per_epoch, "epochs": epochs}
+        warmup_updates=plan["warmup"], total_updates=plan["updates"],
+        area_budget_mm2=cfg.hardware.area_budget_mm2, balance=cfg.search.balance,
+        beta_samples=cfg.search.beta_samples, fixed=fixed)
+    return space, evaluator, strategy, module, teacher, plan
+
+
+def check_hardware(cfg: RunConfig, cost_model: Any) -> dict[str, Any]:
+    """Validate ``hardware.fixed`` and the area budget against the design space before any
+    training; returns the fixed parameters (template pins + config)."""
+    params = cost_model.accelerator_params()
+    fixed = {**cost_model.pinned(), **cfg.hardware.fixed}
+    for name, value in cfg.hardware.fixed.items():
+        if name not in params:
+            raise ConfigError("unknown accelerator parameter", key=f"hardware.fixed.{name}",
+                              expected="one of " + ", ".join(params))
+        if value not in params[name]:
+            raise ConfigError("not a choice of the design space", key=f"hardware.fixed.{name}",
+                              expected="one of " + ", ".join(map(str, params[name])), got=value)
+    budget = cfg.hardware.area_budget_mm2
+    if budget is not None:
+        smallest = cost_model.min_area_mm2(fixed)
+        if smallest is not None and budget < smallest:
+            raise ConfigError(f"no design of template '{cfg.hardware.template}' fits the area budget",
+                              key="hardware.area_budget_mm2",
+                              expected=f">= {smallest:.3f} mm^2 (the smallest design)", got=budget)
+    return fixed
 
 
 def run_search(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, recost: bool = True,
-               evaluate_scores: bool = True, teacher: Any = None, cost_model: Any = None,
+               evaluate_scores: bool = True, finetune: bool = True, teacher: Any = None,
+               cost_model: Any = None, progress: bool | None = None,
                log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run the co-search of ``cfg`` into ``out_dir``; returns the report dict (also ``report.json``)."""
+    """Run the co-search of ``cfg`` into ``out_dir``: search, derive, fine-tune the derived agent
+    (``cfg.finetune``), score derived / teacher / random agent with one protocol, re-cost with the
+    mapper; returns the report dict (also ``report.json``)."""
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     out = Path(out_dir)
     saved_cfg = out / "config.yaml"
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out is a file", file=str(out), expected="a run directory")
     if resume and saved_cfg.is_file():
         from a3cs_plugin.strategy.config import load_config
-        if load_config(saved_cfg).model_dump() != cfg.model_dump():
-            raise CheckpointError("--resume with a config that differs from the run's", file=str(saved_cfg),
+        before, now = load_config(saved_cfg).model_dump(), cfg.model_dump()
+        if before != now:
+            diff = sorted(_diff_keys(before, now))
+            raise CheckpointError("--resume with a config that differs from the run's "
+                                  f"({', '.join(diff[:4])})", file=str(saved_cfg),
                                   expected="the same configuration as the interrupted run")
     elif (out / CKPT_DIR / "last.ckpt").exists() and not resume:
         raise CheckpointError("run directory already holds a search", file=str(out),
                               expected="--resume, or a new --out directory")
-    out.mkdir(parents=True, exist_ok=True)
-    saved_cfg.write_text(cfg.to_yaml())
     torch.set_num_threads(cfg.threads or min(2, torch.get_num_threads()))
     _quiet_nni()
 
     t0 = time.time()
     space, evaluator, strategy, module, teacher, plan = build_search(
-        cfg, out, resume=resume, teacher=teacher, cost_model=cost_model)
+        cfg, out, resume=resume, teacher=teacher, cost_model=cost_model, progress=progress, log=log)
+    out.mkdir(parents=True, exist_ok=True)
+    saved_cfg.write_text(cfg.to_yaml())
     resumed = {"resumed_from_update": 0, "resumed_from_frames": 0}
+    prior_wall = 0.0
+    if resume and (out / "wall.json").is_file():
+        prior_wall = float(json.loads((out / "wall.json").read_text()).get("search_wall_s", 0.0))
     if resume and "ckpt_path" in evaluator.fit_kwargs:
         try:
             ck = torch.load(evaluator.fit_kwargs["ckpt_path"], map_location="cpu", weights_only=False)
@@ -142,12 +229,12 @@ def run_search(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, rec
                                   file=evaluator.fit_kwargs["ckpt_path"]) from None
         _check_cost_state(ck.get("state_dict", {}), getattr(strategy, "cost_model", None),
                           evaluator.fit_kwargs["ckpt_path"])
-        resumed = {"resumed_from_update": len(ck.get("a3cs", {}).get("history", [])),
+        resumed = {"resumed_from_update": int(ck.get("rollout_module", {}).get("weight_updates", 0)),
                    "resumed_from_frames": int(ck.get("rollout_module", {}).get("frames", 0))}
         log(f"a3cs search: resuming from {evaluator.fit_kwargs['ckpt_path']} "
             f"(update {resumed['resumed_from_update']})")
-    log(f"a3cs search: {cfg.game}, mode {cfg.mode}, {plan['updates']} updates in {plan['epochs']} epochs "
-        f"-> {out}")
+    log(f"a3cs search: {cfg.game}, {cfg.scheme} {cfg.optimisation}, {cfg.algo}, {plan['updates']} updates "
+        f"({plan['warmup']} weight-only warm-up), {plan['frames']:,} frames in {plan['epochs']} epochs -> {out}")
     # The same path as NasExperiment(space, evaluator, strategy).run() for a one-shot strategy,
     # without registering an experiment in ~/nni-experiments.
     import nni.trial
@@ -172,27 +259,41 @@ def run_search(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, rec
     m = strategy.oneshot_module
     search_s = time.time() - t0
     (out / "history.json").write_text(json.dumps(m.history, indent=1))
+    (out / "wall.json").write_text(json.dumps({"search_wall_s": prior_wall + search_s}))
 
     report = derive_and_report(cfg, out, space, m, module, teacher, recost=recost,
-                               evaluate_scores=evaluate_scores, log=log)
-    report["search"].update({"updates": plan["updates"], "frames": int(module.frames), **resumed,
-                             "search_wall_s": search_s, "wall_s": time.time() - t0})
+                               evaluate_scores=evaluate_scores, finetune=finetune, resume=resume,
+                               progress=progress, log=log)
+    report["search"].update({"updates": plan["updates"], "warmup_updates": plan["warmup"],
+                             "frames": int(module.frames), "frames_planned": plan["frames"], **resumed,
+                             "search_wall_s": prior_wall + search_s,
+                             "wall_s": prior_wall + time.time() - t0})
     _write_report(out, report, m.history, module.all_episodes)
     log(f"a3cs search: report in {out / 'report.md'}")
     return report
 
 
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = []
+        for k in sorted(set(a) | set(b), key=str):
+            keys += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return keys
+    return [] if a == b else [prefix.rstrip(".")]
+
+
 def run_seeds(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, recost: bool = True,
-              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+              finetune: bool = True, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``cfg.seeds`` unset or one seed: :func:`run_search`.  Several: one search per seed in
-    ``RUN_DIR/seed_<s>/``; the best derived pair (highest score, then lowest EDP) is copied to
-    ``RUN_DIR`` (arch.json, accelerator.yaml, report.*) and ``RUN_DIR/seeds.json`` lists all."""
+    ``RUN_DIR/seed_<s>/``; the best derived pair (highest evaluation score under the report's
+    protocol, then lowest EDP) is copied to ``RUN_DIR`` (arch.json, accelerator.yaml, report.*)
+    and ``RUN_DIR/seeds.json`` lists all."""
     import shutil
 
     seeds = cfg.seeds or [cfg.seed]
     if len(seeds) == 1:
         return run_search(cfg.model_copy(update={"seed": seeds[0], "seeds": None}), out_dir, resume=resume,
-                          recost=recost, log=log)
+                          recost=recost, finetune=finetune, log=log)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     reports = {}
@@ -203,7 +304,7 @@ def run_seeds(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, reco
         if resume and done:
             reports[s] = json.loads((run_dir / "report.json").read_text())
             continue
-        reports[s] = run_search(sub, run_dir, resume=resume, recost=recost, log=log)
+        reports[s] = run_search(sub, run_dir, resume=resume, recost=recost, finetune=finetune, log=log)
 
     def key(s):
         d = reports[s]["derived"]
@@ -216,68 +317,154 @@ def run_seeds(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, reco
         src = out / f"seed_{best}" / name
         if src.is_file():
             shutil.copyfile(src, out / name)
-    summary = {"best_seed": best, "seeds": {str(s): {k: reports[s]["derived"].get(k) for k in
-                                                     ("score", "fps", "energy_mJ", "latency_ms", "area_mm2")}
-                                            for s in seeds}}
+    fields = ("score", "score_std", "episodes", "normalized_score", "fps", "energy_mJ", "latency_ms",
+              "area_mm2")
+    summary = {"best_seed": best, "selection": "highest derived score (report protocol), then lowest EDP",
+               "seeds": {str(s): {k: reports[s]["derived"].get(k) for k in fields} for s in seeds}}
     (out / "seeds.json").write_text(json.dumps(summary, indent=2))
     report = dict(reports[best])
     report["seeds"] = summary
     return report
 
 
-def derive_and_report(cfg: RunConfig, out: Path, space, m, module, teacher, *, recost: bool = True,
-                      evaluate_scores: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Write ``arch.json`` / ``accelerator.yaml``, re-cost and score both agents; the report dict."""
-    from a3cs_plugin.agents.arch import export_arch
-    from a3cs_plugin.strategy.derive import project_to_budget
-    from a3cs_plugin.strategy.derive import recost as recost_fn
+def finetune_derived(cfg: RunConfig, out: Path, space, arch: dict, *, resume: bool = False,
+                     progress: bool | None = None, log: Callable[[str], None] = print):
+    """Fine-tune the derived agent (the supernet's weights of its ops) for ``cfg.finetune.frames``
+    on the shared RL loop, with the search's algorithm, ``hp`` and distillation; checkpoints and
+    curves in ``RUN_DIR/finetune/``, the result as ``finetune/agent.pt`` (an ``a3cs-agent`` file:
+    ``a3cs evaluate --checkpoint``, ``teacher:``).  Returns ``(model, summary)``."""
+    from a3cs_plugin.rl.checkpoint import agent_file, load_agent, save_atomic
+    from a3cs_plugin.rl.config import DistillConfig, TrainConfig
+    from a3cs_plugin.rl.envs import env_spec
+    from a3cs_plugin.rl.trainer import train
 
-    arch = m.export()
-    export_arch(arch, out / "arch.json", space)
-    cm = m.network_cost.cost_model
-    design = getattr(cm, "space", None)
-    beta_probs = m.export_beta_probs()
-    projected = False
-    if design is not None:
-        point, projected = project_to_budget(design, beta_probs, cfg.hardware.area_budget_mm2)
-        design.write(point, out / "accelerator.yaml")
-    else:
-        point = m.export_accelerator()
-    derived: dict[str, Any] = {"surrogate": m.derived_cost()}
-    teacher_r: dict[str, Any] | None = {} if teacher is not None else None
-    area = float(design.area(point)) if design is not None else None
-    if recost and design is not None:
-        log("a3cs search: re-costing the derived agent and the teacher with the mapper")
-        derived.update(recost_fn(out / "accelerator.yaml", space.arch_problems(arch), out_dir=out,
-                                 metric=cfg.hardware.recost_metric, time_limit=cfg.hardware.recost_time_limit,
-                                 cache=out / "cost_cache.json", area_mm2=area, mapping_prefix="derived_"))
+    ft = out / "finetune"
+    spec = env_spec(cfg.game)
+    init = ft / "init.pt"
+    if not (resume and init.is_file()):
+        agent = space.freeze(arch)
+        save_atomic(agent_file(agent, agent="searched", game=spec.game, num_actions=spec.num_actions,
+                               frames=0, fp16=False, arch=dict(arch), num_cells=cfg.search.num_cells,
+                               source="supernet weights of the derived ops"), init)
+    hp = dict(cfg.hp)
+    if cfg.finetune.lr is not None:
+        hp["lr"] = cfg.finetune.lr
+    distill = DistillConfig(actor=cfg.search.distill_actor, critic=cfg.search.distill_critic) \
+        if cfg.distilling else DistillConfig()
+    tcfg = TrainConfig(agent="searched", arch=dict(arch), num_cells=cfg.search.num_cells, game=spec.game,
+                       frames=cfg.finetune.frames, algo=cfg.algo, seed=cfg.seed, hp=hp, distill=distill,
+                       teacher=cfg.teacher if cfg.distilling else None,
+                       checkpoint_every=cfg.finetune.checkpoint_every, init=str(init),
+                       torch_threads=cfg.threads or 1)
+    log(f"a3cs search: fine-tuning the derived agent for {cfg.finetune.frames:,} frames -> {ft}")
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    summary = train(tcfg, ft, resume=resume, progress=show, log=log)
+    model, meta = load_agent(ft)
+    save_atomic(agent_file(model, agent="searched", game=spec.game, num_actions=spec.num_actions,
+                           frames=int(summary["frames"]), fp16=False, arch=dict(arch),
+                           num_cells=cfg.search.num_cells, source="a3cs search fine-tune"), ft / "agent.pt")
+    return model, summary
+
+
+def score_agents(cfg: RunConfig, derived_model, teacher, *, log: Callable[[str], None] = print
+                 ) -> dict[str, Any]:
+    """Derived agent, teacher and a uniform-random agent under one protocol (``cfg.eval``:
+    episodes, seed, greedy or sampled actions), and the normalized score
+    ``(derived - random) / (teacher - random)``."""
+    from a3cs_plugin.rl.evaluate import evaluate, random_agent
+
+    ep, seed, greedy = cfg.eval.episodes, cfg.seed + 1000, cfg.eval.greedy
+    log(f"a3cs search: scoring over {ep} episodes ({'greedy' if greedy else 'sampled'} actions)")
+    res: dict[str, Any] = {}
+    r = evaluate(derived_model, cfg.game, ep, seed=seed, greedy=greedy)
+    res["derived"] = {"score": r.mean, "score_std": r.std, "episodes": r.episodes, "scores": r.scores}
+    if teacher is not None and cfg.eval.teacher:
+        r = evaluate(teacher, cfg.game, ep, seed=seed, greedy=greedy)
+        res["teacher"] = {"score": r.mean, "score_std": r.std, "episodes": r.episodes, "scores": r.scores}
+    if cfg.eval.random:
+        num_actions = derived_model.num_actions if hasattr(derived_model, "num_actions") else None
+        if num_actions is None:
+            from a3cs_plugin.rl.envs import env_spec
+            num_actions = env_spec(cfg.game).num_actions
+        r = evaluate(random_agent(num_actions), cfg.game, ep, seed=seed)
+        res["random"] = {"score": r.mean, "score_std": r.std, "episodes": r.episodes, "scores": r.scores}
+    res["derived"]["random_score"] = res.get("random", {}).get("score")
+    res["derived"]["normalized_score"] = normalized_score(
+        res["derived"]["score"], res.get("teacher", {}).get("score"), res.get("random", {}).get("score"))
+    return res
+
+
+def normalized_score(score: float | None, teacher: float | None, random: float | None) -> float | None:
+    """``(score - random) / (teacher - random)``; ``None`` without both references or when the
+    teacher is no better than random."""
+    if score is None or teacher is None or random is None or teacher <= random:
+        return None
+    return (score - random) / (teacher - random)
+
+
+def derive_and_report(cfg: RunConfig, out: Path, space, m, module, teacher, *, recost: bool = True,
+                      evaluate_scores: bool = True, finetune: bool = True, resume: bool = False,
+                      progress: bool | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Derive the pair, fine-tune and score the agent, re-cost with the mapper; the report dict."""
+    from a3cs_plugin.strategy.derive import derive_pair
+
+    pair = derive_pair(space, m, out, recost_pair=recost, metric=cfg.hardware.recost_metric,
+                       time_limit=cfg.hardware.recost_time_limit,
+                       area_budget_mm2=cfg.hardware.area_budget_mm2, teacher=teacher, log=log)
+    arch, derived, teacher_r = pair["arch"], pair["derived"], pair["teacher"]
+    baselines = {}
+    if recost and cfg.hardware.baselines:
+        baselines = recost_baselines(cfg, out, space, arch, teacher, log=log)
+    ft_summary = None
+    model = None
+    if finetune and cfg.finetune.frames > 0:
+        model, ft_summary = finetune_derived(cfg, out, space, arch, resume=resume, progress=progress, log=log)
+    random_r = None
+    if evaluate_scores:
+        model = model if model is not None else space.freeze(arch)
+        scores = score_agents(cfg, model, teacher, log=log)
+        derived.update(scores["derived"])
+        if teacher_r is not None and "teacher" in scores:
+            teacher_r.update(scores["teacher"])
+        random_r = scores.get("random")
+    for d in (derived, teacher_r):
+        if d is not None:
+            for k in ("score", "score_std", "episodes", "fps", "energy_mJ", "latency_ms", "area_mm2"):
+                d.setdefault(k, None)
+    derived.setdefault("random_score", None)
+    derived.setdefault("normalized_score", None)
+    return {"game": cfg.game, "mode": cfg.optimisation, "scheme": cfg.scheme, "distill": cfg.distilling,
+            "algo": cfg.algo, "template": cfg.hardware.template, "metric": cfg.hardware.metric,
+            "lambda_final": m.hw_lambda, "fixed": m.fixed, "area_budget_mm2": cfg.hardware.area_budget_mm2,
+            "arch": arch, "accelerator": pair["accelerator"], "area_projected": pair["area_projected"],
+            "recosted": pair["recosted"], "derived": derived, "teacher": teacher_r, "random": random_r,
+            "baselines": baselines,
+            "eval": {"episodes": cfg.eval.episodes, "greedy": cfg.eval.greedy, "seed": cfg.seed + 1000},
+            "finetune": ({"frames": int(ft_summary["frames"]), "agent": str(out / "finetune" / "agent.pt")}
+                         if ft_summary else None),
+            "search": {}}
+
+
+def recost_baselines(cfg: RunConfig, out: Path, space, arch: dict, teacher, *,
+                     log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The derived agent and the teacher on each hand-designed ``hardware.baselines`` spec."""
+    from a3cs_plugin.paths import arch_spec
+    from a3cs_plugin.strategy.derive import mapper_metric, recost
+
+    res = {}
+    for name in cfg.hardware.baselines:
+        spec = arch_spec(name)
+        log(f"a3cs search: re-costing on the hand-designed {name}")
+        kw = dict(metric=mapper_metric(cfg.hardware.recost_metric), time_limit=cfg.hardware.recost_time_limit,
+                  cache=out / "cost_cache.json")
+        entry = {"spec": name, "derived": recost(spec, space.arch_problems(arch), **kw)}
         if teacher is not None:
             from a3cs_plugin.hardware.workload import problems_from_module
             probs = problems_from_module(teacher, torch.zeros((1,) + tuple(space.input_shape), dtype=torch.uint8),
                                          prefix="teacher")
-            teacher_r.update(recost_fn(out / "accelerator.yaml", probs, out_dir=out,
-                                       metric=cfg.hardware.recost_metric,
-                                       time_limit=cfg.hardware.recost_time_limit,
-                                       cache=out / "cost_cache.json", area_mm2=area, mapping_prefix="teacher_"))
-    elif area is not None:
-        derived["area_mm2"] = area
-    if evaluate_scores:
-        from a3cs_plugin.rl.evaluate import evaluate
-        log(f"a3cs search: scoring over {cfg.eval.episodes} episodes")
-        agent = space.freeze(arch)
-        r = evaluate(agent, cfg.game, cfg.eval.episodes, seed=cfg.seed + 1000)
-        derived.update(score=r.mean, score_std=r.std, scores=r.scores)
-        if teacher is not None and cfg.eval.teacher:
-            r = evaluate(teacher, cfg.game, cfg.eval.episodes, seed=cfg.seed + 1000)
-            teacher_r.update(score=r.mean, score_std=r.std, scores=r.scores)
-    for d in (derived, teacher_r):
-        if d is not None:
-            for k in ("score", "fps", "energy_mJ", "latency_ms", "area_mm2"):
-                d.setdefault(k, None)
-    return {"game": cfg.game, "mode": cfg.mode, "template": cfg.hardware.template,
-            "metric": cfg.hardware.metric, "lambda_final": m.hw_lambda,
-            "arch": arch, "accelerator": point, "area_projected": projected,
-            "derived": derived, "teacher": teacher_r, "search": {}}
+            entry["teacher"] = recost(spec, probs, **kw)
+        res[name] = entry
+    return res
 
 
 def _write_report(out: Path, report: dict[str, Any], history, episodes) -> None:

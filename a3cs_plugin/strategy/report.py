@@ -71,6 +71,22 @@ def plot_history(history: Sequence[Mapping[str, Any]], out_dir: str | Path,
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
 
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for key, label in (("grad_alpha_task", "|grad alpha| task (RL + distillation)"),
+                       ("grad_alpha_hw", "|grad alpha| lambda x hardware"),
+                       ("grad_beta_hw", "|grad beta| lambda x hardware")):
+        pts = [(h["step"], h[key]) for h in history if h.get(key)]
+        if pts:
+            ax.plot(*zip(*pts), label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("update")
+    ax.set_title("gradient norms per update (mean over minibatch steps)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / "grads.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
     fig, ax = plt.subplots(figsize=(6, 3.5))
     if episodes:
         ax.plot([e[0] for e in episodes], [e[1] for e in episodes], ".", alpha=0.5, label="episode")
@@ -92,25 +108,65 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _score(r: Mapping[str, Any]) -> str:
+    if r.get("score") is None:
+        return "n/a"
+    std = r.get("score_std")
+    return f"{r['score']:.2f} ± {std:.2f}" if std is not None else f"{r['score']:.2f}"
+
+
+def outcome_rows(report: Mapping[str, Any], markdown_table: bool = False) -> list[str]:
+    """The outcome table (derived, teacher, random; plus each hand-designed baseline): score ±
+    std over the evaluation episodes, normalized score, FPS, energy per inference, area."""
+    d = report.get("derived") or {}
+    t = report.get("teacher") or {}
+    rnd = report.get("random") or {}
+    accel = "searched accelerator"
+    rows = [("derived agent", accel, d, d.get("normalized_score")),
+            ("teacher", accel, t, 1.0 if t.get("score") is not None else None),
+            ("random agent", "-", rnd, 0.0 if rnd.get("score") is not None else None)]
+    for name, b in (report.get("baselines") or {}).items():
+        rows.append(("derived agent", name, {**b.get("derived", {}), "score": d.get("score"),
+                                             "score_std": d.get("score_std")}, d.get("normalized_score")))
+        if b.get("teacher"):
+            rows.append(("teacher", name, {**b["teacher"], "score": t.get("score"),
+                                           "score_std": t.get("score_std")}, 1.0 if t else None))
+    ep = (report.get("eval") or {}).get("episodes") or d.get("episodes")
+    head = ["agent", "accelerator", f"score ({ep} ep.)", "normalized", "FPS", "mJ/inference", "area mm^2"]
+    body = [[a, acc, _score(r) if a != "random agent" or r else "n/a", _fmt(ns), _fmt(r.get("fps")),
+             _fmt(r.get("energy_mJ")), _fmt(r.get("area_mm2"))] for a, acc, r, ns in rows if r]
+    if markdown_table:
+        return ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * 5] + \
+            ["| " + " | ".join(row) + " |" for row in body]
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    return ["  ".join(x.ljust(w) for x, w in zip(row, widths)) for row in [head] + body]
+
+
 def markdown(report: Mapping[str, Any]) -> str:
     """``report.md`` text from the ``report.json`` content."""
-    rows = ["| agent | score | FPS | energy (mJ/inference) | latency (ms) | area (mm^2) |",
-            "|---|---:|---:|---:|---:|---:|"]
-    for key in ("derived", "teacher"):
-        r = report.get(key)
-        if r:
-            rows.append(f"| {key} | {_fmt(r.get('score'))} | {_fmt(r.get('fps'))} | {_fmt(r.get('energy_mJ'))} | "
-                        f"{_fmt(r.get('latency_ms'))} | {_fmt(r.get('area_mm2'))} |")
     s = report.get("search", {})
+    ev = report.get("eval") or {}
+    ft = report.get("finetune")
     lines = [f"# A3C-S co-search: {report.get('game')}", "",
-             f"mode `{report.get('mode')}`, template `{report.get('template')}`, metric `{report.get('metric')}`, "
-             f"{s.get('frames', 0):,} frames, {s.get('updates', 0)} updates, {s.get('wall_s', 0):.0f} s.", "",
-             *rows, "",
-             "Both agents are costed on the searched accelerator (`accelerator.yaml`) with the mapper;",
-             "scores are mean game scores over the evaluation episodes.", "",
+             f"scheme `{report.get('scheme')}` (distillation {'on' if report.get('distill') else 'off'}), "
+             f"optimisation `{report.get('mode')}`, {report.get('algo')}, template `{report.get('template')}`, "
+             f"metric `{report.get('metric')}`, final lambda {_fmt(report.get('lambda_final'))}, "
+             f"area budget {_fmt(report.get('area_budget_mm2'))} mm^2, fixed {report.get('fixed')}.", "",
+             f"Search: {s.get('frames', 0):,} emulator frames, {s.get('updates', 0)} updates "
+             f"({s.get('warmup_updates', 0)} weight-only warm-up), {s.get('wall_s', 0):.0f} s wall in all.",
+             (f"Fine-tune of the derived agent: {ft['frames']:,} frames (`finetune/agent.pt`)." if ft else
+              "No fine-tune of the derived agent."), "",
+             *outcome_rows(report, markdown_table=True), "",
+             f"Scores: mean ± std of the unclipped game score over {ev.get('episodes')} full games "
+             f"({'greedy' if ev.get('greedy') else 'sampled'} actions, seed {ev.get('seed')}), the same "
+             "protocol for every agent; normalized = (score - random) / (teacher - random).",
+             "Hardware numbers: the real engine + mapper on the searched accelerator (`accelerator.yaml`) "
+             "and on each hand-designed baseline spec." if report.get("recosted") else
+             "Hardware numbers: not re-costed with the mapper (surrogate estimates in report.json).", "",
              "## Derived agent (`arch.json`)", "",
              "```", *(f"{k}: {v}" for k, v in report.get("arch", {}).items()), "```", "",
              "## Derived accelerator", "",
              "```", *(f"{k}: {v}" for k, v in report.get("accelerator", {}).items()), "```", "",
-             "Plots: `alpha.png`, `beta.png`, `cost.png`, `score.png`; TensorBoard scalars in `tb/`.", ""]
+             "Plots: `alpha.png`, `beta.png`, `cost.png`, `score.png`, `grads.png`; TensorBoard scalars in "
+             "`tb/`.", ""]
     return "\n".join(lines)

@@ -1,9 +1,10 @@
-"""The RL data pipeline inside Lightning: a loader of step indices, rollouts collected in ``training_step``.
+"""The RL side of the co-search inside Lightning: a loader of update indices and the learner.
 
-:class:`RolloutModule` is the evaluator module of the co-search (an NNI ``LightningModule``).  Each
-``training_step`` collects ``num_steps x num_envs`` transitions from an ALE vector env with the current
-(super)net, computes GAE and returns ``{"loss": RL loss + distillation}`` (actor ``KL(pi_T||pi_S)``,
-critic ``MSE(V_T, V_S)``).  NNI's one-shot module decides which parameters that loss updates.
+:class:`RolloutModule` is the evaluator module of the co-search (an NNI ``LightningModule``).  It
+holds one :class:`a3cs_plugin.rl.loop.Learner` -- the same loop as ``a3cs train`` -- over the
+supernet's weights; the one-shot module runs the registered algorithm's real update on each
+rollout (PPO: GAE, epochs x minibatches, ratio and value clipping, LR annealing; A2C: RMSprop), with
+the distillation terms (actor ``KL(pi_T||pi_S)``, critic ``MSE(V_T, V_S)``) in its loss.
 """
 from __future__ import annotations
 
@@ -18,12 +19,10 @@ from nni.nas.evaluator.pytorch import DataLoader
 from nni.nas.evaluator.pytorch.lightning import LightningModule
 
 from a3cs_plugin.errors import ConfigError
-from a3cs_plugin.rl.config import algo_config
-from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
-from a3cs_plugin.rl.envs import make_train_env
-from a3cs_plugin.rl.losses import a2c_loss, ppo_loss
-from a3cs_plugin.rl.precision import autocast
-from a3cs_plugin.rl.rollout import RolloutCollector
+from a3cs_plugin.rl.algorithms import get as get_algorithm
+from a3cs_plugin.rl.config import DistillConfig, algo_config
+from a3cs_plugin.rl.loop import Learner
+from a3cs_plugin.rl.rollout import fast_layout
 
 
 class _Steps(torch.utils.data.Dataset):
@@ -47,16 +46,21 @@ def step_loader(num_updates: int) -> Any:
 
 
 class RolloutModule(LightningModule):
-    """Rollout + RL/distillation loss per ``training_step``.
+    """The evaluator module of the co-search: one :class:`~a3cs_plugin.rl.loop.Learner` (the RL
+    loop of ``a3cs train``) over the supernet's weights.
+
+    The one-shot module (:class:`~a3cs_plugin.strategy.a3cs.A3CSModule`) calls :meth:`learner`
+    and runs the algorithm's real update per search step; used alone under automatic
+    optimisation, :meth:`training_step` does the same without architecture steps.
 
     Parameters
     ----------
     game
         ALE game (``Pong``).
     algo
-        ``"ppo"`` (one clipped-surrogate pass per rollout) or ``"a2c"``.
+        A registered algorithm (:mod:`a3cs_plugin.rl.algorithms`): ``"ppo"``, ``"a2c"``.
     hp
-        Overrides of :class:`a3cs_plugin.rl.config.PPOConfig` / ``A2CConfig`` (``num_envs``, ``num_steps``, ``lr``...).
+        Overrides of its config (``num_envs``, ``num_steps``, ``lr``, ``update_epochs``...).
     teacher
         Teacher agent ``obs_uint8 -> (logits, value)`` or ``None`` (no distillation).
     distill_actor, distill_critic
@@ -69,7 +73,8 @@ class RolloutModule(LightningModule):
         super().__init__()
         self.game = game
         self.algo = str(algo).lower()
-        self.cfg = algo_config(self.algo, **(hp or {}))
+        self.hp = dict(hp or {})
+        self.cfg = algo_config(self.algo, **self.hp)
         self._teacher = [teacher.eval()] if teacher is not None else []   # list: not a submodule
         if teacher is not None:
             for p in teacher.parameters():
@@ -78,11 +83,11 @@ class RolloutModule(LightningModule):
         self.distill_enabled = teacher is not None and (self.distill_actor > 0 or self.distill_critic > 0)
         self.seed = int(seed)
         self.env_threads = int(env_threads)
-        self.frames = 0
+        self.weight_updates = 0
         self.episodes: deque[float] = deque(maxlen=20)
         self.all_episodes: list[tuple[int, float]] = []      # (frames, return)
-        self._collector: RolloutCollector | None = None
-        self._generator = torch.Generator().manual_seed(self.seed)
+        self._learner: list[Learner] = []                    # list: not a submodule
+        self._pending_state: dict | None = None
 
     # ----- setup ------------------------------------------------------------------------------
     @property
@@ -94,78 +99,90 @@ class RolloutModule(LightningModule):
         self.distill_enabled = bool(enabled) and self.teacher is not None and \
             (self.distill_actor > 0 or self.distill_critic > 0)
 
-    def collector(self) -> RolloutCollector:
-        if self._collector is None:
-            env = make_train_env(self.game, self.cfg.num_envs, num_threads=self.env_threads)
-            self._collector = RolloutCollector(env, self.cfg.num_steps, generator=self._generator,
-                                               precision=self.cfg.precision)
-            self._collector.reset(seed=self.seed)
-        return self._collector
+    def learner(self, params=None, optimizer=None) -> Learner:
+        """The learner over ``params`` with ``optimizer`` (created on first call)."""
+        if not self._learner:
+            fast_layout(self.model)   # channels-last convs: ~2x faster supernet passes on CPU
+            distill = DistillConfig(actor=self.distill_actor, critic=self.distill_critic) \
+                if self.distill_enabled else DistillConfig()
+            lrn = Learner(self.algo, self.hp, self.model, game=self.game, seed=self.seed,
+                          params=params, optimizer=optimizer,
+                          teacher=self.teacher if self.distill_enabled else None,
+                          distill=distill, env_threads=self.env_threads)
+            if self._pending_state is not None:
+                lrn.frames = int(self._pending_state.get("frames", 0))
+                rng = self._pending_state.get("rng", {})
+                if "sample" in rng:
+                    lrn.sample_gen.set_state(rng["sample"])
+                    lrn.minibatch_gen.set_state(rng["minibatch"])
+                self._pending_state = None
+            self._learner.append(lrn)
+        return self._learner[0]
+
+    @property
+    def frames(self) -> int:
+        if self._learner:
+            return self._learner[0].frames
+        return int((self._pending_state or {}).get("frames", 0))
+
+    def start_epoch(self, epoch: int) -> None:
+        """Re-seed the envs from ``(seed, epoch)``: a run resumed at an epoch boundary continues
+        exactly as the uninterrupted one (generators and weights come from the checkpoint)."""
+        from a3cs_plugin.rl.trainer import env_seed
+        self.learner().reset_envs(env_seed(self.seed, epoch))
+
+    def record_episodes(self) -> None:
+        for ret, _ in self.learner().pop_episodes():
+            self.episodes.append(ret)
+            self.all_episodes.append((self.frames, ret))
 
     def close(self) -> None:
-        if self._collector is not None:
-            self._collector.env.close()
-            self._collector = None
+        if self._learner:
+            self._learner[0].close()
 
     def teardown(self, stage: str | None = None) -> None:
         self.close()
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.model.parameters(), lr=self.cfg.lr, eps=1e-5)
+        # the algorithm's own optimiser (PPO: Adam eps 1e-5; A2C: TF-style RMSprop); NNI's one-shot
+        # module removes the architecture parameters from it
+        return get_algorithm(self.algo).make_optimizer(list(self.model.parameters()), self.cfg)
 
     def forward(self, obs):
         return self.model(obs)
 
-    # ----- one update -------------------------------------------------------------------------
-    def rl_loss(self, rollout) -> tuple[torch.Tensor, dict[str, float]]:
-        b = rollout.with_gae(self.cfg.gamma, self.cfg.gae_lambda)
-        with autocast(self.cfg.precision):
-            logits, values = self.model(b["obs"])
-        logits, values = logits.float(), values.float()
-        if self.algo == "ppo":
-            loss, stats = ppo_loss(logits, values, b["actions"], b["logprobs"], b["values"], b["advantages"],
-                                   b["returns"], clip_coef=self.cfg.clip_coef, clip_vloss=self.cfg.clip_vloss,
-                                   ent_coef=self.cfg.ent_coef, vf_coef=self.cfg.vf_coef,
-                                   norm_adv=self.cfg.norm_adv)
-        else:
-            loss, stats = a2c_loss(logits, values, b["actions"], b["advantages"], b["returns"],
-                                   ent_coef=self.cfg.ent_coef, vf_coef=self.cfg.vf_coef,
-                                   norm_adv=self.cfg.norm_adv)
-        stats["rl_loss"] = float(loss)
-        if self.distill_enabled:
-            with autocast(self.cfg.precision):
-                t_logits, t_values = teacher_outputs(self.teacher, b["obs"])
-            d_loss, d_stats = distill_loss(logits, values, t_logits, t_values,
-                                           actor_weight=self.distill_actor, critic_weight=self.distill_critic)
-            loss = loss + d_loss
-            stats.update(d_stats)
-        return loss, stats
-
     def training_step(self, batch, batch_idx):
-        col = self.collector()
-        rollout = col.collect(self.model)
-        self.frames += rollout.num_steps * rollout.num_envs * col.frame_skip
-        for ret, _ in col.pop_episodes():
-            self.episodes.append(ret)
-            self.all_episodes.append((self.frames, ret))
-        loss, stats = self.rl_loss(rollout)
-        stats["frames"] = float(self.frames)
+        """Alone (automatic optimisation): one learner update with the algorithm's own steps."""
+        opt = self.optimizers()
+        lrn = self.learner(optimizer=getattr(opt, "optimizer", opt))
+        total = self.trainer.max_epochs * self.trainer.num_training_batches
+        stats = lrn.update(self.weight_updates, int(total))
+        self.weight_updates += 1
+        self.record_episodes()
         self.log_dict({f"train/{k}": v for k, v in stats.items()})
-        return {"loss": loss, **{k: torch.tensor(v) for k, v in stats.items()}}
+        return None
 
     def recent_score(self) -> float | None:
         """Mean return of the last (up to 20) finished training episodes (clipped rewards)."""
         return float(np.mean(self.episodes)) if self.episodes else None
 
     def on_save_checkpoint(self, checkpoint):
-        checkpoint["rollout_module"] = {"frames": self.frames, "episodes": list(self.episodes),
-                                        "all_episodes": self.all_episodes}
+        lrn = self._learner[0] if self._learner else None
+        checkpoint["rollout_module"] = {
+            "frames": self.frames, "episodes": list(self.episodes), "all_episodes": self.all_episodes,
+            "weight_updates": self.weight_updates,
+            "rng": ({"sample": lrn.sample_gen.get_state(), "minibatch": lrn.minibatch_gen.get_state()}
+                    if lrn is not None else {})}
 
     def on_load_checkpoint(self, checkpoint):
         state = checkpoint.get("rollout_module", {})
-        self.frames = int(state.get("frames", 0))
         self.episodes = deque(state.get("episodes", []), maxlen=20)
         self.all_episodes = [tuple(e) for e in state.get("all_episodes", [])]
+        self.weight_updates = int(state.get("weight_updates", 0))
+        self._pending_state = {"frames": int(state.get("frames", 0)), "rng": state.get("rng", {})}
+        if self._learner:
+            lrn, self._learner = self._learner[0], []
+            lrn.close()
 
 
 __all__ = ["RolloutModule", "step_loader"]

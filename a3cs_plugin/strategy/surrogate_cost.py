@@ -79,3 +79,18 @@ class SurrogateCostModel(CostModel):
         if hasattr(self.surrogate, "cycle_seconds"):
             return self.surrogate.cycle_seconds(dict(accel_probs)).reshape(())
         return super().cycle_seconds(accel_probs)
+
+    def design_space(self) -> Any:
+        return self.space
+
+    def min_area_mm2(self, fixed: Mapping[str, Any] | None = None) -> float | None:
+        s = self.surrogate
+        if not hasattr(s, "area_table") or not getattr(s, "area_params", None):
+            return None
+        table = s.area_table
+        fixed = dict(fixed or {})
+        for axis, i in reversed(list(enumerate(s.area_params))):
+            name = s.param_names[i]
+            if name in fixed:
+                table = table.select(axis, s.param_choices[i].index(fixed[name]))
+        return float(table.min())

@@ -166,3 +166,26 @@ def test_old_literal_mappings_were_outside(oracle):
         if not in_timeloop_mapspace(case, m):
             outside.append(cid)
     assert len(outside) >= len(SIMPLE) // 2, outside   # 13 of the 16
+
+
+def test_link_screen_is_exact(reference_dir, reference_cases, monkeypatch):
+    """The cheap neighbour-offset screen only skips rows that have no link transfers."""
+    import numpy as np
+    from a3cs_plugin.hardware.mapper import build_mapspace
+    from a3cs_plugin.hardware.model import links
+    from test_model_parity import load_case
+    for cid in ("06-eyeriss-vgg02l5", "04-spatial-kp"):
+        spec = load_case(reference_dir, reference_cases[cid])
+        sp = build_mapspace(spec)
+        batch = sp.to_batch(sp.sample(np.random.default_rng(5), 1500)[0])
+        on = engine.evaluate_arrays(spec, batch)
+        monkeypatch.setattr(links, "SCREEN", False)
+        full = engine.evaluate_arrays(spec, batch)
+        monkeypatch.setattr(links, "SCREEN", True)
+        for key in ("fills", "reads", "energy_pJ", "cycles"):
+            np.testing.assert_allclose(on[key], full[key], rtol=1e-12, err_msg=f"{cid} {key}")
+        monkeypatch.setattr(engine, "LINK_TRANSFERS", False)
+        off = engine.evaluate_arrays(spec, batch)
+        monkeypatch.setattr(engine, "LINK_TRANSFERS", True)
+        if cid.startswith("06"):   # links matter for some Eyeriss mappings
+            assert np.any(off["energy_pJ"] != on["energy_pJ"])

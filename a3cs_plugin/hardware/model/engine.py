@@ -512,6 +512,7 @@ def evaluate_arrays(spec, batch: MappingBatch) -> dict:
     links_on = LINK_TRANSFERS and bool(np.any(sp_lvl[1:] > 1))
     sx_t = np.ascontiguousarray(batch.spatial_x.transpose(1, 2, 0), dtype=np.float64) if links_on else None
     so_t = np.ascontiguousarray(batch.orders().transpose(1, 2, 0)) if links_on else None
+    step_cache: dict = {}   # loop steps above each level (links, head rule), shared by data spaces
     for s in range(S):
         proj, rel, rw = T.proj[s], T.rel[s], T.rw[s]
         rel_dims = np.nonzero(rel)[0]
@@ -559,9 +560,13 @@ def evaluate_arrays(spec, batch: MappingBatch) -> dict:
             if not legacy_halo and has.any():
                 # current Timeloop: an outer step whose sampled translation is zero (e.g. S after Q
                 # on H = Q + S) leaves the tile where it was, so it brings nothing
-                from .links import step_translations
+                from .links import loop_steps, step_translations
+                key = ("head", c)
+                if key not in step_cache:
+                    step_cache[key] = loop_steps(c, tile_ext, sxy, loop_dim, loop_bound, cum_bound,
+                                                 total_bound)
                 nt_k, tau_k, w_k = step_translations(c, proj, tile_ext, sxy, loop_dim, loop_bound,
-                                                     cum_bound, total_bound)
+                                                     cum_bound, total_bound, step_cache[key])
                 kpos = (c + 1) * D + np.arange(len(nt_k))[:, None]
                 still = nt_k & (kpos > j[None, :]) & np.all(tau_k == 0, axis=1)
                 arr = arr - fp * np.where(still, w_k, 0.0).sum(axis=0)
@@ -602,7 +607,7 @@ def evaluate_arrays(spec, batch: MappingBatch) -> dict:
                 child_dist = np.where(kp, distinct[p], child_dist)
         if links_on and not rw:
             _apply_links(s, proj, T, keep, tile_ext, sxy, sx_t, so_t, loop_dim, loop_bound, cum_bound,
-                         total_bound, sp_lvl, inst_above, cum_rel_sp, reads, fills)
+                         total_bound, sp_lvl, inst_above, cum_rel_sp, reads, fills, step_cache)
 
     cap_used = util_cap.sum(axis=1)                       # [L, B]
     valid &= np.all(cap_used <= T.cap[:, None] + 1e-9, axis=0)
@@ -646,7 +651,7 @@ def evaluate_arrays(spec, batch: MappingBatch) -> dict:
 
 
 def _apply_links(s, proj, T, keep, tile_ext, sxy, sx_t, so_t, loop_dim, loop_bound, cum_bound, total_bound,
-                 sp_lvl, inst_above, cum_rel_sp, reads, fills):
+                 sp_lvl, inst_above, cum_rel_sp, reads, fills, step_cache):
     """Link transfers of read-only data space ``s`` (see :mod:`.links`), in place."""
     from .links import link_corrections
     L = T.L
@@ -656,10 +661,13 @@ def _apply_links(s, proj, T, keep, tile_ext, sxy, sx_t, so_t, loop_dim, loop_bou
         rows = np.nonzero((sp_lvl[M] > 1) & keep[M - 1, s])[0]
         if not len(rows):
             continue
-        sub = lambda a: a[..., rows]  # noqa: E731
-        lt, saved = link_corrections(M, proj, sub(tile_ext), sub(sxy), sub(loop_dim), sub(loop_bound),
-                                     sub(cum_bound), sub(total_bound), T.fan_x[M], T.fan_y[M],
-                                     sx_t[M][:, rows], so_t[M][:, rows], rule=halo_rule())
+        if M not in step_cache:   # per level, shared by the data spaces (full batch)
+            from .links import loop_steps
+            step_cache[M] = loop_steps(M - 1, tile_ext, sxy, loop_dim, loop_bound, cum_bound, total_bound)
+        steps = tuple(a[:, rows] for a in step_cache[M])
+        sx = sx_t[M][:, rows]
+        lt, saved = link_corrections(proj, tile_ext[M - 1][:, rows], steps, loop_bound[M * T.D:, rows], sx,
+                                     sxy[M][:, rows] / sx, so_t[M][:, rows], T.fan_x[M], rule=halo_rule())
         hit = lt > 0
         if not hit.any():
             continue

@@ -36,6 +36,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# skip the child enumeration where no neighbour offset can match (exact: tests compare it off)
+SCREEN = True
+
 
 def _rank_vec(proj, vec):
     """Project per-dimension vectors ``vec[D, ...]`` onto the data space's ranks: ``[R, ...]``."""
@@ -49,28 +52,24 @@ def _rank_vec(proj, vec):
     return np.stack(out)
 
 
-def link_corrections(M, proj, tile_ext, sxy, loop_dim, loop_bound, cum_bound, total_bound,
-                     fan_x, fan_y, sp_x, order, rule="timeloop-2024"):
-    """Words moved over links and parent accesses saved, per instance of level ``M``.
+def link_corrections(proj, ext, steps, bounds, sp_x, sp_y, order, fan_x, rule="timeloop-2024"):
+    """Words moved over links and parent accesses saved, per instance of a level ``M``.
 
-    Arrays are ``[level, dim, batch]`` (``loop_*`` are ``[L*D, batch]``, innermost loop first).
-    ``sp_x`` is ``[dim, batch]``: the X part of ``sxy[M]``; ``order`` ``[position, batch]``: the
-    dimension of each spatial loop position of ``M``, innermost first.  Returns ``(LT, saved)`` over the batch.
+    ``ext`` ``[dim, batch]``: the tile of the child level ``M-1``; ``steps``: :func:`loop_steps`
+    of the loops above it and ``bounds`` ``[K, batch]`` their bounds; ``sp_x`` / ``sp_y``
+    ``[dim, batch]``: the X / Y spatial factors of ``M``; ``order`` ``[position, batch]``: the
+    dimension of each spatial loop position, innermost first.  Returns ``(LT, saved)``.
     """
-    L, D, B = tile_ext.shape
-    LD = L * D
+    D, B = ext.shape
     lt = np.zeros(B)
     saved = np.zeros(B)
-    sp_y = sxy[M] / sp_x
-    ext = tile_ext[M - 1]                                          # child tile [D, B]
     e = _rank_vec(proj, ext - 1.0) + 1.0                           # [R, B]
     size = np.prod(e, axis=0)
-    nt, tau, W = step_translations(M - 1, proj, tile_ext, sxy, loop_dim, loop_bound, cum_bound,
-                                   total_bound)
+    nt, W = steps[0], steps[3]
     if not nt.any():
         return lt, saved
+    tau = project_steps(proj, steps)
     K = len(nt)
-    lo = M * D
     cols = np.arange(B)
     first = np.argmax(nt, axis=0)                                  # loop 1 (per row)
     tau1 = tau[first, :, cols].T                                   # [R, B]
@@ -78,17 +77,13 @@ def link_corrections(M, proj, tile_ext, sxy, loop_dim, loop_bound, cum_bound, to
     ov1 = np.prod(np.maximum(0.0, e - np.abs(tau1)), axis=0)
     s1 = size - ov1                                                # size of a loop-1 delta
     full1 = (ov1 == 0) & ~tau1_zero                                # loop-1 delta is a whole tile
-    n1 = loop_bound[lo + first, cols]
-    # neighbour offsets of the children (positions in data-space ranks)
-    pos, valid, groups = _child_positions(proj, ext, order, sp_x, sp_y, fan_x)
-
-    def count(sig, rows):
-        return _count_linked(pos[:, :, rows], valid[rows], groups, sig[:, rows], rows)
-
-    # loop-1 steps (after the initial step or after an outer step)
+    n1 = bounds[first, cols]
+    possible = _offset_screen(proj, ext, order, sp_x, sp_y, fan_x)
+    # pass 1: the steps that may be linked (per step class: translation, rows, weight, delta size)
+    classes = []
     w_full = np.zeros(B)                      # weight of loop-1 steps whose predecessor is a full tile
     w_sub = np.zeros(B)                       # ... whose predecessor is a slab of the same translation
-    w_full += np.where(full1, n1 - 1.0, 0.0)  # after the initial step
+    w_full += np.where(full1, n1 - 1.0, 0.0)  # loop-1 steps after the initial step
     for j in range(K):
         isk = nt[j] & (first != j)
         if not isk.any():
@@ -103,47 +98,117 @@ def link_corrections(M, proj, tile_ext, sxy, loop_dim, loop_bound, cum_bound, to
         w_full += np.where(~same & full1, w_after, 0.0)
         # the outer step itself (its predecessor is a loop-1 slab)
         link_k = moving & ((same & ~tau1_zero) | (~same & full1))
-        dsize = np.where(same, s1, size)
-        rows = np.nonzero(link_k)[0]
+        if link_k.any():
+            rows = np.nonzero(link_k & possible(tau[j]))[0]
+            if len(rows):
+                classes.append((tau[j], rows, wj * np.where(same, s1, size)))
+    rest = (w_full + w_sub > 0) & ~tau1_zero
+    if rest.any():
+        rows = np.nonzero(rest & possible(tau1))[0]
         if len(rows):
-            nl, ng = count(tau[j], rows)
-            use = ng > 0
-            lt[rows] += np.where(use, wj[rows] * dsize[rows] * nl, 0.0)
-            saved[rows] += np.where(use, wj[rows] * dsize[rows] * ng, 0.0)
-    rows = np.nonzero((w_full + w_sub > 0) & ~tau1_zero)[0]
-    if len(rows):
-        nl, ng = count(tau1, rows)
+            classes.append((tau1, rows, w_full * np.where(full1, size, s1) + w_sub * s1))
+    if not classes:
+        return lt, saved
+    # pass 2: enumerate the children only of the rows a neighbour offset can serve
+    sel = np.unique(np.concatenate([c[1] for c in classes]))
+    where = np.full(B, -1, dtype=np.int64)
+    where[sel] = np.arange(len(sel))
+    pos, valid, width = _child_positions(proj, ext[:, sel], order[:, sel], sp_x[:, sel], sp_y[:, sel], fan_x)
+    nb = _Neighbours(pos, valid, width)
+    for sig, rows, wsz in classes:
+        nl, ng = nb.count(sig[:, sel], where[rows])
         use = ng > 0
-        wsz = (w_full[rows] * np.where(full1[rows], size[rows], s1[rows]) + w_sub[rows] * s1[rows])
-        lt[rows] += np.where(use, wsz * nl, 0.0)
-        saved[rows] += np.where(use, wsz * ng, 0.0)
+        lt[rows] += np.where(use, wsz[rows] * nl, 0.0)
+        saved[rows] += np.where(use, wsz[rows] * ng, 0.0)
     return lt, saved
 
 
-def step_translations(c, proj, tile_ext, sxy, loop_dim, loop_bound, cum_bound, total_bound):
+def loop_steps(c, tile_ext, sxy, loop_dim, loop_bound, cum_bound, total_bound):
+    """Per temporal loop slot above level ``c``: ``(nt, dim, step, W)`` -- non-trivial, its
+    dimension, the tile's move along it per iteration, and the real steps one sampled step of it
+    stands for (all ``[K, B]``)."""
+    L, D, B = tile_ext.shape
+    lo = (c + 1) * D
+    K = L * D - lo
+    nt = loop_bound[lo:] > 1
+    d = loop_dim[lo:]
+    if K == 0:
+        z = np.zeros((0, B))
+        return nt, d, z, z
+    cols = np.arange(B)
+    lvls = (np.arange(lo, L * D) // D)[:, None]
+    flat_t = tile_ext.reshape(L * D, B).ravel()
+    flat_s = sxy.reshape(L * D, B).ravel()
+    below = np.where(lvls > 0, flat_t[(np.maximum(lvls - 1, 0) * D + d) * B + cols], 1.0)
+    step = np.where(nt, below * flat_s[(lvls * D + d) * B + cols], 0.0)
+    W = np.where(nt, (loop_bound[lo:] - 1.0) * total_bound / cum_bound[lo:], 0.0)
+    return nt, d, step, W
+
+
+def project_steps(proj, steps):
+    """``tau[K, R, B]``: the tile's translation in data-space ranks at the sampled step that
+    advances each loop -- its own step minus one step of every non-trivial loop inside it."""
+    nt, d, step, W = steps
+    K, B = step.shape
+    tau = np.empty((K, len(proj), B))
+    for r, rank in enumerate(proj):
+        move = np.zeros((K, B))
+        for coef, dd in rank:
+            move += np.where(d == dd, coef * step, 0.0)
+        tau[:, r, :] = move - (np.cumsum(move, axis=0) - move)
+    return tau
+
+
+def step_translations(c, proj, tile_ext, sxy, loop_dim, loop_bound, cum_bound, total_bound, steps=None):
     """The sampled steps of the temporal loops above level ``c`` (Timeloop's extrapolation).
 
     Returns ``nt[K, B]`` (loop is non-trivial), ``tau[K, R, B]`` (translation of level ``c``'s tile,
     in data-space ranks, at the step that advances loop ``k``: its own step minus one step of every
     non-trivial loop inside it) and ``W[K, B]`` (how many real steps that sampled step stands for).
     """
-    L, D, B = tile_ext.shape
-    lo = (c + 1) * D
-    K = L * D - lo
+    if steps is None:
+        steps = loop_steps(c, tile_ext, sxy, loop_dim, loop_bound, cum_bound, total_bound)
+    return steps[0], project_steps(proj, steps), steps[3]
+
+
+def _offset_screen(proj, ext, order, sp_x, sp_y, fan_x):
+    """A cheap superset test: ``possible(sig)`` is False for rows where no neighbour of any child
+    can sit at data offset ``sig`` (neither +-1 in the linear child index -- a carry at one of the
+    spatial loops -- nor +-1 row when the X loops fill the row)."""
+    D, B = ext.shape
     cols = np.arange(B)
-    nt = loop_bound[lo:] > 1
-    step = np.zeros((K, D, B))
-    for j in range(K):
-        jj = lo + j
-        lvl = jj // D
-        d = loop_dim[jj]
-        below = tile_ext[lvl - 1][d, cols] if lvl > 0 else np.ones(B)
-        step[j, d, cols] = np.where(nt[j], below * sxy[lvl][d, cols], 0.0)
-    prefix = np.cumsum(step, axis=0) - step
-    tau_d = step - prefix
-    tau = np.stack([_rank_vec(proj, tau_d[j]) for j in range(K)]) if K else np.zeros((0, len(proj), B))
-    W = np.where(nt, (loop_bound[lo:] - 1.0) * total_bound / cum_bound[lo:], 0.0)
-    return nt, tau, W
+    ux = np.prod(sp_x, axis=0)
+    uy = np.prod(sp_y, axis=0)
+    wrapped = (np.maximum(fan_x, ux) > ux) & (uy > 1)      # rows wrap: no simple offsets, enumerate
+    dstep = ext.copy()
+    offs = []
+    acc_lin = np.zeros((len(proj), B))      # sum of (b - 1) * step over the inner loops (X first)
+    for part in (sp_x, sp_y):
+        acc_row = np.zeros((len(proj), B))  # ... over the inner Y loops only (a row down)
+        for q in range(D):
+            d = order[q]
+            b = part[d, cols]
+            if np.all(b == 1):
+                continue
+            one = np.zeros((D, B))
+            one[d, cols] = dstep[d, cols]
+            sig = _rank_vec(proj, one)
+            big = b > 1
+            offs.append((big, sig - acc_lin))
+            if part is sp_y:
+                offs.append((big, sig - acc_row))
+                acc_row = acc_row + np.where(big, b - 1.0, 0.0) * sig
+            acc_lin = acc_lin + np.where(big, b - 1.0, 0.0) * sig
+            dstep[d, cols] = dstep[d, cols] * b
+
+    def possible(sig):
+        if not SCREEN:
+            return np.ones(B, dtype=bool)
+        ok = wrapped.copy()
+        for big, off in offs:
+            ok |= big & (np.all(off == sig, axis=0) | np.all(off == -sig, axis=0))
+        return ok
+    return possible
 
 
 def _child_positions(proj, ext, order, sp_x, sp_y, fan_x):
@@ -162,6 +227,8 @@ def _child_positions(proj, ext, order, sp_x, sp_y, fan_x):
         for q in range(D):
             d = order[q]
             b = part[d, cols]
+            if np.all(b == 1):
+                continue
             digit = np.mod(rem, b[:, None])
             rem = np.floor_divide(rem, b[:, None])
             off[cols, d, :] += digit * dstep[d, cols][:, None]
@@ -169,6 +236,76 @@ def _child_positions(proj, ext, order, sp_x, sp_y, fan_x):
     pos = _rank_vec(proj, off.transpose(1, 2, 0))                  # [R, U, B]
     valid = idx < (ux * uy)[:, None]                               # [B, U]
     return pos, valid, width
+
+
+_OFF, _BASE = 1 << 14, 1 << 15
+
+
+def _keys(vec):
+    """int64 key of integer vectors ``vec[R, ...]`` (components within +-2**14, R <= 4)."""
+    k = np.zeros(vec.shape[1:], dtype=np.int64)
+    for r in range(vec.shape[0]):
+        k = k * _BASE + (np.rint(vec[r]).astype(np.int64) + _OFF)
+    return k
+
+
+class _Neighbours:
+    """Neighbour offsets and multicast groups of the children of one instance, for every row,
+    computed once and queried for many translations (:meth:`count`)."""
+
+    def __init__(self, pos, valid, width):
+        self.pos, self.valid, self.width = pos, valid, width
+        R, U, B = pos.shape
+        self.fast = R <= 4 and (U == 0 or float(np.abs(pos).max()) < _OFF)
+        if not self.fast:
+            return
+        w = width.astype(np.int64)
+        idx = np.arange(U)[None, :]
+        pk = _keys(pos.transpose(0, 2, 1))                                  # [B, U] position keys
+        keys = np.full((4, B, U), np.iinfo(np.int64).min, dtype=np.int64)
+        for n, kind in enumerate(("+1", "-1", "+w", "-w")):
+            dl = {"+1": np.ones(B, np.int64), "-1": -np.ones(B, np.int64), "+w": w, "-w": -w}[kind]
+            if kind == "+1":
+                ok = (idx % w[:, None]) < (w[:, None] - 1)
+            elif kind == "-1":
+                ok = (idx % w[:, None]) > 0
+            else:
+                ok = np.ones((B, U), dtype=bool)
+            nbi = idx + dl[:, None]
+            inside = ok & (nbi >= 0) & (nbi < U)
+            nbc = np.clip(nbi, 0, U - 1)
+            good = inside & np.take_along_axis(valid, nbc, axis=1) & valid
+            diff = np.stack([np.take_along_axis(pos[r].T, nbc, axis=1) - pos[r].T for r in range(R)])
+            keys[n] = np.where(good, _keys(diff), keys[n])
+        self.keys = keys
+        # multicast groups: children of a row at the same position
+        pkm = np.where(valid, pk, np.iinfo(np.int64).max)
+        order = np.argsort(pkm, axis=1, kind="stable")
+        srt = np.take_along_axis(pkm, order, axis=1)
+        seg = np.zeros((B, U), dtype=np.int64)
+        if U > 1:
+            seg[:, 1:] = np.cumsum(srt[:, 1:] != srt[:, :-1], axis=1)
+        local = np.empty_like(seg)
+        np.put_along_axis(local, order, seg, axis=1)
+        self.grp = np.arange(B)[:, None] * max(U, 1) + local              # global group id
+        self.G = B * max(U, 1)
+        self.grow = np.repeat(np.arange(B), max(U, 1))
+
+    def count(self, sig, rows):
+        """``(n_linked, n_full_groups)`` per row of ``rows`` for translations ``sig[R, B]``."""
+        if not self.fast or float(np.abs(sig[:, rows]).max(initial=0.0)) >= _OFF:
+            return _count_linked(self.pos[:, :, rows], self.valid[rows], self.width, sig[:, rows], rows)
+        sk = _keys(sig[:, rows])                                            # [n]
+        linked = np.any(self.keys[:, rows, :] == sk[None, :, None], axis=0)  # [n, U]
+        v = self.valid[rows]
+        linked &= v
+        nl = linked.sum(axis=1).astype(np.float64)
+        g = self.grp[rows][v]
+        bad = np.bincount(g, weights=(~linked[v]).astype(np.float64), minlength=self.G)
+        present = np.bincount(g, minlength=self.G) > 0
+        full = present & (bad == 0)
+        ng = np.bincount(self.grow[full], minlength=len(self.valid))[rows].astype(np.float64)
+        return nl, ng
 
 
 def _count_linked(pos, valid, width, sig, rows):

@@ -1,7 +1,9 @@
-"""Parity of a3cs's analytical model with Timeloop (15 reference cases) + batched throughput.
+"""Parity of a3cs's analytical model with Timeloop (15 reference cases, 32 oracle cases in three
+Timeloop variants) + batched throughput.
 
 Usage: ``python benchmarks/model_parity.py [--batch 100000]``.  Prints Markdown.
-Reference data: ``<repo>/../shared/timeloop-reference`` (skipped with a message when absent).
+Reference data: ``<repo>/../shared/timeloop-reference`` and ``<repo>/../shared/timeloop-oracle-cases``
+(each skipped with a message when absent).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 REF = REPO.parent / "shared" / "timeloop-reference"
+ORACLE = REPO.parent / "shared" / "timeloop-oracle-cases"
 sys.path.insert(0, str(REPO))
 
 from a3cs_plugin.hardware.model import MappingBatch, batch_from_mapping, evaluate, evaluate_batch  # noqa: E402
@@ -47,6 +50,50 @@ def parity_table(cases: list) -> float:
             print(f"| {case['id']} | {q} | {exp:.4f} | {ours:.4f} | {d:+.4f} % |")
     print(f"\nWorst deviation over {len(cases)} cases: {worst:.4f} %\n")
     return worst
+
+
+def oracle_table() -> float:
+    """Worst deviations per Timeloop variant over the oracle cases, both mappings."""
+    import glob
+    import warnings
+    from a3cs_plugin.hardware.model import engine
+    if not (ORACLE / "cases.yaml").is_file():
+        print(f"oracle data not found at {ORACLE}; skipped\n")
+        return 0.0
+    cases = yaml.safe_load((ORACLE / "cases.yaml").read_text())["cases"]
+    variants = {"ref": ("ref", True), "head": ("head", True), "nolink": ("ref", False)}
+    print("| variant (our settings) | mapping | cases | worst cycles | worst energy | worst level | energy differs from ref |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    worst_all = 0.0
+    saved = engine.HALO_RULE, engine.LINK_TRANSFERS
+    for name, (version, links) in variants.items():
+        engine.set_timeloop_semantics(version, links)
+        for mk in ("tl", "a3cs"):
+            wc = we = wl = 0.0
+            differ = 0
+            for c in cases:
+                srcs = []
+                for p in c["inputs"]:
+                    srcs += sorted(glob.glob(str(ORACLE / p))) if "*" in p else [str(ORACLE / p)]
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    spec = load_spec(srcs + [str(ORACLE / c["expected"][mk]["mapping"])],
+                                     ert=ORACLE / c["ert"], art=ORACLE / c["art"])
+                r = evaluate(spec)
+                e = c["expected"][mk][name]
+                differ += e["energy_pJ"] != c["expected"][mk]["ref"]["energy_pJ"]
+                wc = max(wc, abs(dev(r.cycles, e["cycles"])))
+                we = max(we, abs(dev(r.energy_pJ, e["energy_pJ"])))
+                wl = max([wl] + [abs(dev(r.levels_pJ.get(k, float("nan")), v)) for k, v in e["levels_pJ"].items()])
+            worst_all = max(worst_all, wc, we)
+            label = {"ref": "ref (default)", "head": "head (--timeloop-version head)",
+                     "nolink": "nolink (--no-link-transfers)"}[name]
+            print(f"| {label} | {'Timeloop' if mk == 'tl' else 'a3cs'}'s | {len(cases)} | {wc:.4f} % | "
+                  f"{we:.4f} % | {wl:.4f} % | {differ if name != 'ref' else '-'} |")
+    engine.HALO_RULE, engine.LINK_TRANSFERS = saved
+    engine._CACHE.clear()
+    print()
+    return worst_all
 
 
 def random_batch(spec, n: int, rng) -> MappingBatch:
@@ -89,6 +136,8 @@ def main(argv=None) -> int:
     cases = yaml.safe_load((REF / "cases.yaml").read_text())["cases"]
     print("## Model parity with Timeloop\n")
     worst = parity_table(cases)
+    print("## Against a real Timeloop on 32 random layers (oracle cases)\n")
+    worst = max(worst, oracle_table())
     print("## Batched evaluation throughput (one process, numpy)\n")
     throughput(cases, args.batch)
     return 0 if worst <= 0.5 else 1

@@ -9,6 +9,8 @@ Semantics follow Timeloop's ``mapping/constraints.cpp`` and ``mapspaces/uber.cpp
 * ``permutation``: innermost loop first; a partial permutation fixes the innermost loops, the part
   after ``_`` fixes the outermost loops, the rest is free.
 * ``split`` (spatial): dimensions at permutation positions ``< split`` map to mesh X, the others to Y.
+  A v0.4 node constraint reaches this point rewritten as Timeloop's front-end rewrites it (unit
+  dimensions first, :mod:`a3cs_plugin.hardware.spec.frontend`), so the split lands where Timeloop's does.
 * ``keep`` / ``bypass`` (type ``dataspace``, ``datatype``, ``bypass`` or ``bypassing``): fixed
   keep/bypass flags; unspecified flags are free except at the outermost level (always kept).
 * ``utilization`` / ``parallelism`` ``min``: lower bound on the product of spatial utilisations.

@@ -12,8 +12,8 @@ mapping directives (model) into the loop nest, and its nest analysis / tile coll
 * ``spatial: {no_reuse | no_multicast_no_reduction: [ds]}`` -- the level's spatial fan-out neither
   multicasts ``ds`` to the children that need the same data nor reduces their outputs spatially:
   every child's access reaches the level.
-* ``spatial: {no_link_transfer: [ds]}`` -- no neighbour-to-neighbour transfers.  Our engine never
-  models link transfers, so this changes nothing here (see :mod:`a3cs_plugin.hardware.model.engine`).
+* ``spatial: {no_link_transfer: [ds]}`` -- no neighbour-to-neighbour transfers of ``ds`` over this
+  level's fan-out (see :mod:`a3cs_plugin.hardware.model.links`).
 * ``max_overbooked_proportion: {proportion: p}`` -- lets *sparse* tiles overbook a buffer; for the
   dense tensors modelled here Timeloop's tile confidence is always 1 and an over-full buffer is
   invalid regardless, so it changes nothing.

@@ -102,7 +102,29 @@ def register(subparsers) -> None:
 
 def _load(args, extra=()):
     from a3cs_plugin.hardware.spec import load_spec
-    return load_spec(list(args.specs) + list(extra), ert=args.ert, art=args.art)
+    with _one_line_warnings():
+        return load_spec(list(args.specs) + list(extra), ert=args.ert, art=args.art)
+
+
+class _one_line_warnings:
+    """Spec warnings as one ``a3cs: warning: ...`` line each (once per message) on stderr."""
+
+    def __enter__(self):
+        import warnings
+        self._cm = warnings.catch_warnings(record=True)
+        self._log = self._cm.__enter__()
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc):
+        self._cm.__exit__(*exc)
+        seen = set()
+        for w in self._log:
+            msg = " ".join(str(w.message).split())
+            if msg not in seen:
+                seen.add(msg)
+                sys.stderr.write(f"a3cs: warning: {msg}\n")
+        return False
 
 
 def _table(d: dict) -> str:
@@ -183,9 +205,10 @@ def cmd_net(args) -> int:
     problems = network_problems(model=args.model, agent_arch=args.agent, num_actions=args.num_actions,
                                 batch=args.batch)
     env = _apply_semantics(args)
-    res = evaluate_network(args.arch, problems, ert=args.ert, art=args.art, metric=args.metric,
-                           time_limit=args.time_limit, seed=args.seed, backend=args.backend,
-                           backend_env=env)
+    with _one_line_warnings():
+        res = evaluate_network(args.arch, problems, ert=args.ert, art=args.art, metric=args.metric,
+                               time_limit=args.time_limit, seed=args.seed, backend=args.backend,
+                               backend_env=env)
     t = res.totals()
     summary = {"network": args.model or args.agent, "energy_pJ": t["energy_pJ"],
                "energy_mJ": t["energy_pJ"] * 1e-9, "cycles": t["cycles"],

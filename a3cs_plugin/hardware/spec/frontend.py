@@ -22,6 +22,10 @@ from a3cs_plugin.errors import SpecError
 SPLIT_SEMANTICS = os.environ.get("A3CS_SPLIT_SEMANTICS", "timeloopfe")
 CHOICES = ("timeloopfe", "literal")
 
+class SplitWarning(UserWarning):
+    """A spatial split lands differently from what the written permutation seems to say."""
+
+
 _UNIT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=?\s*([0-9]+)\s*$")
 
 
@@ -99,4 +103,5 @@ def apply_frontend(arch, problem, file: str, semantics: str | None = None) -> No
                 warnings.warn(
                     f"{file}: {c.get('target', lv.name)}: spatial permutation [{', '.join(perm)}] with "
                     f"split {split} is {''.join(new)} in Timeloop's front-end (unit dimensions go first), "
-                    f"so {where}; A3CS_SPLIT_SEMANTICS=literal reads it as written", stacklevel=4)
+                    f"so {where}; --split literal (A3CS_SPLIT_SEMANTICS=literal) reads it as written",
+                    SplitWarning, stacklevel=4)

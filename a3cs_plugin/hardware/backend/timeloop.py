@@ -1,9 +1,12 @@
 """Optional backend: run the real Timeloop when it is installed, and read its ``*.stats.txt``.
 
-``parse_stats`` works everywhere (it only reads text). ``run_timeloop`` needs the
-``timeloop-model`` / ``timeloop-mapper`` executables on PATH (or an importable ``pytimeloop``
-whose front end provides ``call_model`` / ``call_mapper``); otherwise it raises
-:class:`A3CSError` saying so.
+``parse_stats`` works everywhere (it only reads text).  ``run_spec`` (behind ``--backend
+timeloop``) takes our parsed :class:`Spec`, writes Timeloop's processed input
+(:mod:`.processed`) and the ERT/ART, and runs ``timeloop-model`` / ``timeloop-mapper`` found
+through ``A3CS_TIMELOOP_BIN`` (the binary or the folder holding it) or PATH; without them it falls
+back to an importable ``pytimeloop`` front end on the user's files, and otherwise raises
+:class:`TimeloopUnavailable` (one line).  ``run_timeloop`` passes files that are already Timeloop
+input (a processed input) to the binaries as they are.
 
 Energies from the summary follow the reference ``cases.yaml`` convention: a level's energy is
 its ``fJ/Compute`` line x ``Computes`` / 1000 (pJ), total energy the ``Total`` line likewise.

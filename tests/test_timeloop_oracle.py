@@ -183,8 +183,12 @@ def test_link_screen_is_exact(reference_dir, reference_cases, monkeypatch):
         monkeypatch.setattr(links, "SCREEN", False)
         full = engine.evaluate_arrays(spec, batch)
         monkeypatch.setattr(links, "SCREEN", True)
+        monkeypatch.setattr(links, "_OFF", 1)      # the exact fallback for large coordinates
+        slow = engine.evaluate_arrays(spec, batch)
+        monkeypatch.setattr(links, "_OFF", 1 << 14)
         for key in ("fills", "reads", "energy_pJ", "cycles"):
             np.testing.assert_allclose(on[key], full[key], rtol=1e-12, err_msg=f"{cid} {key}")
+            np.testing.assert_allclose(on[key], slow[key], rtol=1e-12, err_msg=f"{cid} {key} (fallback)")
         monkeypatch.setattr(engine, "LINK_TRANSFERS", False)
         off = engine.evaluate_arrays(spec, batch)
         monkeypatch.setattr(engine, "LINK_TRANSFERS", True)

@@ -234,3 +234,13 @@ def test_semantics_flags_of_the_builtin_model():
         assert rc == 0, err
         exp = case["expected"]["tl"][variant]
         assert json.loads(out)["energy_pJ"] == pytest.approx(exp["energy_pJ"], rel=1e-4), variant
+
+
+def test_parsed_area_equals_model_area(cases):
+    """The stats' areas (per instance x instances, compute total) equal the model's from the ART."""
+    from test_model_parity import load_case
+    from a3cs_plugin.hardware.model import evaluate
+    for case in cases:
+        got = tlb.parse_stats(REF / case["stats"])["area_um2"]
+        ours = evaluate(load_case(REF, case)).area_um2
+        assert got == pytest.approx(ours, rel=1e-6), case["id"]

@@ -72,7 +72,8 @@ def _dataspace_summary(d: dict) -> dict:
 def parse_stats(source: str | os.PathLike) -> dict:
     """Parse Timeloop's ``*.stats.txt`` (path or text).
 
-    Returns ``cycles``, ``computes`` (ints), ``energy_pJ`` (total), ``levels_pJ`` (level name ->
+    Returns ``cycles``, ``computes`` (ints), ``energy_pJ`` (total), ``area_um2`` (sum over levels of
+    the printed areas times instances), ``levels_pJ`` (level name ->
     pJ, compute level included, in the order printed), ``fJ_per_compute`` (as printed),
     ``utilization`` (fraction), ``summary`` (every ``key: value`` of Summary Stats) and ``levels``:
     level name -> ``{"index", "specs", "stats", "dataspaces"}``, where ``stats`` holds the level's
@@ -157,7 +158,14 @@ def parse_stats(source: str | os.PathLike) -> dict:
         for d in lv["dataspaces"].values():
             d.update(_dataspace_summary(d))
     levels_pJ = {n: v * computes / 1000.0 for n, v in fj.items() if n != "Total"}
+    area = 0.0
+    for lv in levels.values():   # compute: its total; storage: per-instance area x instances
+        if isinstance(lv["stats"].get("area_total"), (int, float)):
+            area += lv["stats"]["area_total"]
+        elif isinstance(lv["specs"].get("area"), (int, float)):
+            area += lv["specs"]["area"] * (lv["specs"].get("instances") or 1)
     return {
+        "area_um2": area,
         "cycles": int(summary["cycles"]),
         "computes": computes,
         "energy_pJ": fj["Total"] * computes / 1000.0,
@@ -339,7 +347,7 @@ def _stats_summary(stats: dict, binary: str) -> dict:
     return {"cycles": int(stats["cycles"]), "computes": int(stats["computes"]),
             "energy_pJ": float(stats["energy_pJ"]),
             "levels_pJ": {k: float(v) for k, v in stats["levels_pJ"].items()},
-            "area_um2": None, "energy_source": f"timeloop:{Path(binary).name}"}
+            "area_um2": stats.get("area_um2"), "energy_source": f"timeloop:{Path(binary).name}"}
 
 
 def run_spec(spec, mode: str = "model", mapping=None, workdir: str | os.PathLike | None = None,

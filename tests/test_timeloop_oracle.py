@@ -134,7 +134,17 @@ def in_timeloop_mapspace(case, mapping) -> bool:
     proc = load_spec([ORACLE / case["processed_input"]], ert=ORACLE / case["ert"], art=ORACLE / case["art"])
     space = build_mapspace(proc)
     batch = batch_from_mapping(proc, mapping)
-    return bool(space.feasible(space.from_batch(batch), batch=batch)[0])
+    if not space.feasible(space.from_batch(batch), batch=batch)[0]:
+        return False
+    # the spatial loop order (it matters for link transfers) honours the permutation constraint
+    for lvl, lc in enumerate(space.cons):
+        sx, sy, order = batch.spatial_x[0, lvl], batch.spatial_y[0, lvl], batch.orders()[0, lvl]
+        seq = [int(d) for d in order if sx[d] > 1] + [int(d) for d in order if sy[d] > 1]
+        pre = [d for d in lc.s_prefix if d in seq]
+        suf = [d for d in lc.s_suffix if d in seq]
+        if seq[:len(pre)] != pre or (suf and seq[-len(suf):] != suf):
+            return False
+    return True
 
 
 @pytest.mark.parametrize("case_id", CASE_IDS or ["none"])

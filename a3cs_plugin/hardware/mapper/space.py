@@ -163,6 +163,13 @@ class MapSpace:
             elif self.fanx[lvl] <= 1 and self.fany[lvl] <= 1:
                 orient[lvl][orient[lvl] == 0] = 1
         self.orient = orient
+        # order of the spatial loops (innermost first): a spatial permutation constraint's prefix,
+        # the other dimensions in dimension order, its suffix -- the order Timeloop's map space
+        # allows (it matters for link transfers).  Without a split, X must be a prefix of it.
+        self.s_order = np.array([list(lc.s_prefix) + [d for d in range(D) if d not in lc.s_prefix + lc.s_suffix]
+                                 + list(lc.s_suffix) for lc in self.cons], np.int64).reshape(L, D)
+        self.s_free_split = [bool((lc.s_prefix or lc.s_suffix) and lc.split is None
+                                  and self.fanx[l] > 1 and self.fany[l] > 1) for l, lc in enumerate(self.cons)]
         # permutations
         self.t_prefix = [list(lc.t_prefix) for lc in self.cons]
         self.t_suffix = [list(lc.t_suffix) for lc in self.cons]
@@ -274,7 +281,8 @@ class MapSpace:
         L = self.L
         sp = g.F[:, L:, :]
         return MappingBatch(temporal=g.F[:, :L, :], spatial_x=np.where(g.X, sp, 1),
-                            spatial_y=np.where(g.X, 1, sp), perm=g.perm, keep=g.keep)
+                            spatial_y=np.where(g.X, 1, sp), perm=g.perm, keep=g.keep,
+                            spatial_order=np.broadcast_to(self.s_order, (len(g),) + self.s_order.shape))
 
     def from_batch(self, batch) -> Genome:
         """Map-space coordinates of a :class:`MappingBatch` (inverse of :meth:`to_batch`).
@@ -336,6 +344,29 @@ class MapSpace:
         ok &= (ux <= self.fanx[None]).all(1) & (uy <= self.fany[None]).all(1)
         if self.min_parallelism > 0:
             ok &= self.utilization(g) >= self.min_parallelism - 1e-12
+        # a spatial permutation without split: the X loops must come first in some allowed order
+        for l in range(L):
+            if not self.s_free_split[l]:
+                continue
+            lc = self.cons[l]
+            pre, suf = list(lc.s_prefix), list(lc.s_suffix)
+            mid = [d for d in range(self.D) if d not in pre + suf]
+            xnt = X[:, l, :] & (sp[:, l, :] > 1)
+            ynt = ~X[:, l, :] & (sp[:, l, :] > 1)
+            # best case for the free middle: its X loops first, its Y loops last
+            pos_pre = {d: i for i, d in enumerate(pre)}
+            pos_suf = {d: len(pre) + len(mid) + i for i, d in enumerate(suf)}
+            last_x = np.full(len(F), -1)
+            first_y = np.full(len(F), self.D + 1)
+            for d in range(self.D):
+                if d in pos_pre or d in pos_suf:
+                    p = pos_pre.get(d, pos_suf.get(d))
+                    last_x = np.where(xnt[:, d], np.maximum(last_x, p), last_x)
+                    first_y = np.where(ynt[:, d], np.minimum(first_y, p), first_y)
+                else:
+                    last_x = np.where(xnt[:, d], np.maximum(last_x, len(pre)), last_x)
+                    first_y = np.where(ynt[:, d], np.minimum(first_y, len(pre) + len(mid) - 1), first_y)
+            ok &= last_x < first_y
         # permutations: a valid permutation of all dims honouring prefix / suffix
         ok &= (np.sort(g.perm, axis=2) == np.arange(self.D)[None, None]).all((1, 2))
         for l in range(L):

@@ -125,7 +125,7 @@ def replay(proj, ext, loops, spatial, width, rule):
     return totals["lt"], totals["saved"]
 
 
-def _cases(spec, n, seed, max_loops=9):
+def _cases(spec, n, seed):
     from a3cs_plugin.hardware.mapper import build_mapspace
     sp = build_mapspace(spec)
     batch = sp.to_batch(sp.sample(np.random.default_rng(seed), n)[0])

@@ -16,9 +16,11 @@ the child level ``M-1``:
   Two deltas are equal only with the same shape: both full tiles, or both slabs of the same
   translation; the neighbour's delta one step earlier is then ours shifted by ``tau``.  So a child
   is served over a link at a step of translation ``tau`` when a neighbour sits at data offset
-  ``tau`` (``tau`` may be 0: a full refetch of data a multicast partner already holds).
-* **Neighbours.**  Children are numbered by the spatial loops of ``M`` (X loops innermost, then Y;
-  the innermost loop fastest) and laid out row-major on a mesh ``max(meshX, X loops)`` wide, as
+  ``tau`` (``tau`` may be 0: a full refetch of data a multicast partner already holds).  Under
+  current Timeloop's rule (``head``) a stationary step needs no data and is never linked, nor is
+  the loop-1 step after it.
+* **Neighbours.**  Children are numbered by the spatial loops of ``M`` in the mapping's spatial
+  permutation order (X loops innermost, then Y; the innermost loop fastest) and laid out row-major on a mesh ``max(meshX, X loops)`` wide, as
   Timeloop does; the four neighbours are ``index +- 1`` within a row and ``index +- width``.
 * **Use.**  Per step, links are used only when they remove parent accesses: at least one group of
   children that share the same delta (a multicast group) is served entirely over links.
@@ -27,6 +29,9 @@ the child level ``M-1``:
   drop by ``LT / F``; the child gains ``LT / instances(M-1)`` reads and as many fills (Timeloop
   spreads the peer traffic of one instance of ``M`` over all instances of the child level); the next
   level above that keeps the data space reads ``saved`` fewer words per distinct instance of ``M``.
+
+``tests/test_timeloop_links.py`` checks this closed form against a step-by-step replay of the
+sampled nest (box subtraction into fragments, the stride rule, neighbour and multicast matching).
 
 Not modelled: links of read-write data spaces (partial sums), links at a level whose child level
 bypasses the data space (Timeloop discards those), toroidal links and link energy (network energy

@@ -104,8 +104,10 @@ def test_two_trial_nnictl_experiment(tmp_path):
             final = [d for d in t.get("finalMetricData", []) if d["type"] == "FINAL"]
             assert len(final) == 1
             metric = json.loads(json.loads(final[0]["data"]))
-            assert set(metric) == {"default", "fps", "energy_mJ"}
-            assert -21 <= metric["default"] <= 21            # a Pong score
+            assert set(metric) == {"default", "score", "normalized_score", "fps", "energy_mJ", "area_mm2"}
+            # one full game of Pong: the default metric is its (integer) score, as the report says
+            assert metric["default"] == metric["score"] and float(metric["score"]).is_integer()
+            assert 0 < metric["area_mm2"] < 20
             assert metric["fps"] > 0 and metric["energy_mJ"] > 0
             lambdas.add(json.loads(t["hyperParameters"][0])["parameters"]["lambda"])
         assert lambdas == {0.05, 2.0}

@@ -11,36 +11,41 @@ EXAMPLE = "quick_pong"
 #: The quick example, embedded so that an installed package runs it without the source tree
 #: (kept equal to examples/quick_pong.yaml by the tests).
 QUICK_PONG_YAML = """\
-# Default co-search example (`make run` / `a3cs run-example`): about 7 minutes on 2 idle CPU cores,
-# including re-costing the derived agent and the teacher with the mapper.
+# Default co-search example (`make run` / `a3cs run-example`): about 12 minutes on 2 idle CPU cores,
+# fine-tune, evaluation and re-costing with the mapper included.
 game: Pong
 teacher: Pong              # shipped teacher (a3cs_plugin/teachers/pong.pt): distillation source
-frames: 131072             # emulator frames of all search rollouts (128 updates of 8 envs x 32 steps x 4)
-mode: one-level            # one-level | bi-level | direct-nas
-algo: ppo
-hp: {num_envs: 8, num_steps: 32, num_minibatches: 1, lr: 0.00025}
+frames: 196608             # emulator frames of the search (96 updates of 8 envs x 64 steps x 4)
+mode: one-level            # one-level | bi-level | direct-nas (= one-level without distillation)
+algo: ppo                  # the real PPO update inside the search: 4 epochs x 4 minibatches, clipping
+hp: {num_envs: 8, num_steps: 64, num_minibatches: 4, update_epochs: 4, lr: 0.00025, precision: fp32}
 seed: 1
 threads: 1                 # torch threads (1 is fastest on a busy 2-core machine)
 hardware:
-  template: eyeriss_like
+  template: eyeriss_like   # clock pinned at 1 GHz by the template (no voltage-frequency model)
   cost_model: surrogate
   metric: edp              # latency | energy | edp of one inference of the whole agent
-  lambda: 0.5
-  fps_target: null         # e.g. 2000 (band +-10%) or [1500, 2500]: adapts lambda
-  area_budget_mm2: null
+  lambda: 0.5              # hardware / task alpha-gradient ratio (search.balance: normalize)
+  fps_target: null         # e.g. 60000 (band +-10%) or [50000, 70000]: adapts lambda
+  area_budget_mm2: 9.62    # the area of the hand-designed arch_specs/eyeriss_like.yaml
   recost_time_limit: 1.0   # mapper seconds per distinct layer
+  baselines: [eyeriss_like]  # also cost derived agent and teacher on the hand-designed spec
 search:
   num_cells: 14
   supernet: single-path    # one Gumbel-sampled op per cell per forward
-  arc_lr: 0.01
+  arc_lr: 0.003
   tau_init: 5.0
   tau_min: 0.5
   distill_actor: 1.0
   distill_critic: 0.5
+  warmup_frac: 0.2         # weight-only updates before alpha and beta move
   epochs: 8                # checkpoints: one per epoch (--resume continues from the last)
+finetune:
+  frames: 327680           # fine-tune of the derived agent (supernet weights) with distillation
 eval:
-  episodes: 3
+  episodes: 10             # fewer than the 30 of the protocol to fit the quick budget; said in the report
   teacher: true
+  random: true
 """
 
 

@@ -185,6 +185,8 @@ class RunConfig(_Strict):
         return {"warmup": warm, "search": search, "updates": updates, "epochs": -(-updates // per_epoch),
                 "per_epoch": per_epoch, "rollout_frames": per,
                 "frames": (warm + k * search) * per}
+
+    @field_validator("seeds")
     @classmethod
     def _seeds(cls, v):
         if v is not None and (not v or len(set(v)) != len(v)):

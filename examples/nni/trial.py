@@ -1,6 +1,7 @@
 """NNI trial: one tiny A3C-S co-search with lambda / FPS target / template from the tuner.
 
-Reports ``{"default": score, "fps": ..., "energy_mJ": ...}`` with ``nni.report_final_result``.
+Reports ``{"default": score, "score", "normalized_score", "fps", "energy_mJ", "area_mm2"}`` with
+``nni.report_final_result`` (``default`` is the derived agent's evaluation score).
 Run by ``nnictl create --config examples/nni/sweep.yml``; also runs stand-alone (defaults).
 """
 from __future__ import annotations
@@ -44,9 +45,13 @@ def main(argv=None) -> int:
     out = Path(args.out or os.environ.get("NNI_OUTPUT_DIR", "runs/nni_trial")) / "search"
     report = run_search(cfg, out)        # restores nni.trial._params after the inner NAS run
     d = report["derived"]
-    result = {"default": float(d["score"] if d.get("score") is not None else float("nan")),
+    score = float(d["score"] if d.get("score") is not None else float("nan"))
+    ns = d.get("normalized_score")
+    result = {"default": score, "score": score,
+              "normalized_score": float(ns) if ns is not None else float("nan"),
               "fps": float(d.get("fps") or d["surrogate"]["fps"]),
-              "energy_mJ": float(d.get("energy_mJ") or d["surrogate"]["energy_pJ"] * 1e-9)}
+              "energy_mJ": float(d.get("energy_mJ") or d["surrogate"]["energy_pJ"] * 1e-9),
+              "area_mm2": float(d.get("area_mm2") or d["surrogate"].get("area_mm2") or float("nan"))}
     nni.report_final_result(result)
     print(f"trial result: {result}", file=sys.stderr)
     return 0

@@ -204,3 +204,45 @@ def test_link_screen_is_exact(reference_dir, reference_cases, monkeypatch):
         monkeypatch.setattr(engine, "LINK_TRANSFERS", True)
         if cid.startswith("06"):   # links matter for some Eyeriss mappings
             assert np.any(off["energy_pJ"] != on["energy_pJ"])
+
+
+ISSUE_MAPPING = [   # a mapping as issue 15 describes it: S over PE rows, Q walking at stride 1
+    {"target": "shared_glb", "type": "temporal", "factors": "C=1 M=1 R=1 S=1 N=1 P=8 Q=8",
+     "permutation": "QSNCMRP"},
+    {"target": "shared_glb", "type": "dataspace", "keep": ["Inputs", "Outputs"], "bypass": ["Weights"]},
+    {"target": "inter_PE_column_spatial", "type": "spatial", "factors": "C=1 M=8 R=1 S=1 N=1 P=1 Q=1",
+     "permutation": "M N C P R S Q", "split": 7},
+    {"target": "inter_PE_spatial", "type": "spatial", "factors": "C=1 M=2 R=1 S=5 N=1 P=1 Q=1",
+     "permutation": "N P Q R C S M", "split": 5},
+    {"target": "ifmap_spad", "type": "dataspace", "keep": ["Inputs"], "bypass": ["Weights", "Outputs"]},
+    {"target": "weights_spad", "type": "temporal", "factors": "C=1 M=1 R=5 S=1 N=1 P=1 Q=1",
+     "permutation": "NMPQSCR"},
+    {"target": "weights_spad", "type": "dataspace", "keep": ["Weights"], "bypass": ["Inputs", "Outputs"]},
+    {"target": "psum_spad", "type": "temporal", "factors": "C=1 M=4 R=1 S=1 N=1 P=1 Q=1",
+     "permutation": "CMRSNPQ"},
+    {"target": "psum_spad", "type": "dataspace", "keep": ["Outputs"], "bypass": ["Weights", "Inputs"]},
+]
+
+
+def test_issue_example(oracle):
+    """eyeriss_like, C1 M64 R5 S5 P8 Q8: Timeloop printed 1280 cycles and 561,004.5 pJ, per
+    ifmap_spad instance 1308 reads / 124 fills and 480 shared_glb Inputs reads; without link
+    transfers 564,708.5 pJ, 1280 / 320 and 1600 (the numbers of issue 15)."""
+    from a3cs_plugin.hardware.spec import conv2d_problem
+    d = ORACLE / "designs"
+    srcs = [str(d / "eyeriss_like" / "arch.yaml")] + sorted(glob.glob(str(d / "_components" / "*.yaml")))
+    srcs += [conv2d_problem(1, 1, 64, 8, 8, 5, 5, 1, 1), {"mapping": ISSUE_MAPPING}]
+    spec = load_spec(srcs, ert=d / "eyeriss_like" / "timeloop-mapper.ERT.yaml",
+                     art=d / "eyeriss_like" / "timeloop-mapper.ART.yaml")
+    old = engine.LINK_TRANSFERS
+    try:
+        for links, energy, ifmap, glb in ((True, 561004.5, (1308, 124), 480),
+                                          (False, 564708.5, (1280, 320), 1600)):
+            engine.set_timeloop_semantics(None, links)
+            r = evaluate(spec)
+            inp = r.per_level["ifmap_spad"]["dataspaces"]["Inputs"]
+            assert r.cycles == 1280 and abs(_dev(r.energy_pJ, energy)) < 1e-3, (links, r.energy_pJ)
+            assert (inp["reads"], inp["fills"]) == ifmap, links
+            assert r.per_level["shared_glb"]["dataspaces"]["Inputs"]["reads"] == glb, links
+    finally:
+        engine.set_timeloop_semantics(None, old)

@@ -244,3 +244,20 @@ def test_parsed_area_equals_model_area(cases):
         got = tlb.parse_stats(REF / case["stats"])["area_um2"]
         ours = evaluate(load_case(REF, case)).area_um2
         assert got == pytest.approx(ours, rel=1e-6), case["id"]
+
+
+def test_net_with_a_mapper_binary(monkeypatch, tmp_path, cases):
+    """hw net --backend timeloop runs timeloop-mapper once per distinct layer (stand-in binary)."""
+    case = next(c for c in cases if c["id"] == "05-mapper-null")
+    extra = f"shutil.copy({str(REF / case['mapping'])!r}, os.path.join(out, 'timeloop-mapper.map.yaml'))"
+    _no_timeloop(monkeypatch, tmp_path / "empty")
+    monkeypatch.setenv("A3CS_TIMELOOP_BIN", str(_fake_binary(tmp_path, "timeloop-mapper", REF / case["stats"],
+                                                             extra)))
+    from a3cs_plugin.hardware.network import clear_cache
+    clear_cache()
+    arch = Path(__file__).resolve().parents[1] / "arch_specs" / "eyeriss_like.yaml"
+    rc, out, err = _main("hw", "net", "--arch", arch, "--model", "nature_cnn", "--backend", "timeloop", "--json")
+    clear_cache()
+    assert rc == 0, err
+    d = json.loads(out)
+    assert d["layers"] and all(l["cycles"] == case["expected"]["cycles"] for l in d["layers"])

@@ -191,6 +191,7 @@ def test_closed_form_equals_replay_eyeriss(reference_dir, reference_cases, rule)
     assert checked > 20 and linked > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule", ["timeloop-2024", "timeloop-2025"])
 def test_closed_form_equals_replay_small_layer(rule):
     """A small conv layer on the shipped Eyeriss-like spec: more loops fit the replay."""
@@ -207,6 +208,7 @@ def test_closed_form_equals_replay_small_layer(rule):
     assert checked > 20 and linked > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rule", ["timeloop-2024", "timeloop-2025"])
 def test_closed_form_equals_replay_2d_mesh(monkeypatch, rule):
     """A 2-D mesh with loops on both axes (simple_ws read literally: C on X, M on Y), partly

@@ -147,6 +147,7 @@ def in_timeloop_mapspace(case, mapping) -> bool:
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case_id", CASE_IDS or ["none"])
 def test_mapper_stays_in_timeloop_mapspace(oracle, case_id):
     """All four designs (the acceptance asks for the simple ones, whose split reading changed)."""

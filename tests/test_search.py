@@ -37,8 +37,8 @@ def test_example_configs_parse_and_embedded_quick_config_matches():
     quick = load_config(EXAMPLES / "quick_pong.yaml")
     assert parse_config(yaml.safe_load(QUICK_PONG_YAML)) == quick
     assert quick.search.num_cells == 14 and quick.search.supernet == "single-path"
-    assert quick.plan() == {"warmup": 19, "search": 77, "updates": 96, "epochs": 8, "per_epoch": 12,
-                            "rollout_frames": 2048, "frames": 196608}
+    assert quick.plan() == {"warmup": 13, "search": 51, "updates": 64, "epochs": 8, "per_epoch": 8,
+                            "rollout_frames": 2048, "frames": 131072}
     assert quick.hardware.area_budget_mm2 and quick.finetune.frames > 0
     tiny = load_config(EXAMPLES / "tiny_pong.yaml")
     assert tiny.updates() == 12

@@ -220,6 +220,27 @@ def test_ppo_inside_the_search_is_real_ppo(tmp_path):
         assert 0.05 < e["grad_ratio"] < 20
 
 
+def test_export_report_recosts_the_derived_pair_for_nni_users(tmp_path):
+    from a3cs_plugin.agents.space import AgentSpace
+    from a3cs_plugin.strategy.rl_module import RolloutModule, step_loader
+
+    space = AgentSpace(num_actions=6, num_cells=2)
+    module = RolloutModule("Pong", "ppo", hp=dict(num_envs=2, num_steps=16, num_minibatches=2), seed=3)
+    ev = Lightning(module, Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
+                                   enable_progress_bar=False, enable_model_summary=False),
+                   train_dataloaders=step_loader(2), val_dataloaders=step_loader(1))
+    strategy = A3CS(cost_model=_surrogate(), hw_lambda=0.5, metric="edp")
+    exp = NasExperiment(space, ev, strategy)
+    exp.config.experiment_working_directory = str(tmp_path)
+    exp.run()
+    module.close()
+    rep = strategy.export_report(tmp_path / "pair", time_limit=0.2)
+    assert (tmp_path / "pair" / "arch.json").is_file() and (tmp_path / "pair" / "accelerator.yaml").is_file()
+    assert rep["recosted"] and rep["derived"]["fps"] > 0 and rep["derived"]["energy_mJ"] > 0
+    assert rep["accelerator"] == strategy.export_accelerator()
+    assert rep["derived"]["surrogate"]["energy_pJ"] == pytest.approx(rep["derived"]["energy_pJ"], rel=0.5)
+
+
 def test_raising_lambda_gives_a_cheaper_agent_with_the_real_surrogate(tmp_path):
     m0, _, _ = _search(0.0, tmp_path, updates=8)
     m1, _, _ = _search(10.0, tmp_path, updates=8)

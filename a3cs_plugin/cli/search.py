@@ -15,7 +15,7 @@ QUICK_PONG_YAML = """\
 # fine-tune, evaluation and re-costing with the mapper included.
 game: Pong
 teacher: Pong              # shipped teacher (a3cs_plugin/teachers/pong.pt): distillation source
-frames: 196608             # emulator frames of the search (96 updates of 8 envs x 64 steps x 4)
+frames: 131072             # emulator frames of the search (64 updates of 8 envs x 64 steps x 4)
 mode: one-level            # one-level | bi-level | direct-nas (= one-level without distillation)
 algo: ppo                  # the real PPO update inside the search: 4 epochs x 4 minibatches, clipping
 hp: {num_envs: 8, num_steps: 64, num_minibatches: 4, update_epochs: 4, lr: 0.00025, precision: fp32}
@@ -41,7 +41,7 @@ search:
   warmup_frac: 0.2         # weight-only updates before alpha and beta move
   epochs: 8                # checkpoints: one per epoch (--resume continues from the last)
 finetune:
-  frames: 327680           # fine-tune of the derived agent (supernet weights) with distillation
+  frames: 458752           # fine-tune of the derived agent (supernet weights) with distillation
 eval:
   episodes: 10             # fewer than the 30 of the protocol to fit the quick budget; said in the report
   teacher: true

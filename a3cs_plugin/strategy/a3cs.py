@@ -31,6 +31,7 @@ from nni.nas.oneshot.pytorch.strategy import DARTS
 from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedLayer
 
 from a3cs_plugin.errors import ConfigError
+from a3cs_plugin.strategy.accelerator import AcceleratorChoice, hardware_terms, uniform_baseline
 from a3cs_plugin.strategy.cost import CostModel, HardwarePenalty, NetworkCost
 from a3cs_plugin.strategy.supernet import SinglePathMixedLayer
 
@@ -97,17 +98,8 @@ class A3CSModule(DartsLightningModule):
         self.total_updates = total_updates
         self.balance = balance
         self.beta_samples = max(1, int(beta_samples))
-        params = network_cost.cost_model.accelerator_params()
-        self.fixed = dict(fixed or {})
-        for name, value in self.fixed.items():
-            if name not in params or value not in params[name]:
-                raise ConfigError("fixed accelerator parameter is not in the design space", key=f"fixed.{name}",
-                                  expected=(f"one of {params[name]}" if name in params else
-                                            "one of " + ", ".join(params)), got=value)
-        self.beta = nn.ParameterDict({name: nn.Parameter(torch.zeros(len(ch))) for name, ch in params.items()
-                                      if name not in self.fixed})
-        self._fixed_probs = {name: F.one_hot(torch.tensor(params[name].index(v)), len(params[name])).float()
-                             for name, v in self.fixed.items()}
+        self.accel = AcceleratorChoice(network_cost.cost_model, fixed)
+        self.fixed = self.accel.fixed
         self.area_budget_mm2 = area_budget_mm2
         self.area_weight = float(area_weight)
         self.history: list[dict[str, Any]] = []
@@ -117,12 +109,7 @@ class A3CSModule(DartsLightningModule):
 
     @staticmethod
     def _baseline(network_cost: NetworkCost, metric: str) -> float:
-        with torch.no_grad():
-            alpha = {l: torch.full((len(ops),), 1.0 / len(ops)) for l, ops in network_cost.op_names.items()}
-            params = network_cost.cost_model.accelerator_params()
-            beta = {n: torch.full((len(c),), 1.0 / len(c)) for n, c in params.items()}
-            value = float(network_cost.objective(metric, alpha, beta))
-        return value if value > 0 and math.isfinite(value) else 1.0
+        return uniform_baseline(network_cost, metric)
 
     # ----- parameters and probabilities -------------------------------------------------------
     @property
@@ -150,21 +137,18 @@ class A3CSModule(DartsLightningModule):
             out[label] = p[[m.names.index(op) for op in ops]]
         return out
 
+    @property
+    def beta(self) -> nn.ParameterDict:
+        """The accelerator logits (searched parameters only)."""
+        return self.accel.beta
+
     def beta_probs(self, hard: bool = False) -> dict[str, torch.Tensor]:
         """Accelerator choice probabilities, fixed parameters one-hot.  ``hard``: argmax (no
         gradient).  In training a *hard* Gumbel-softmax sample (straight-through): its value is a
         concrete design -- where the surrogate was fitted -- drawn from softmax(beta), so its
         expectation is the expected cost over concrete designs; the gradient is that of the
         tempered soft sample.  Otherwise softmax(beta)."""
-        if hard:
-            out = {n: F.one_hot(b.detach().argmax(), b.numel()).float() for n, b in self.beta.items()}
-        elif self.training:
-            out = {n: F.gumbel_softmax(b, tau=self.tau, hard=True) for n, b in self.beta.items()}
-        else:
-            out = {n: F.softmax(b, dim=-1) for n, b in self.beta.items()}
-        out.update(self._fixed_probs)
-        params = self.network_cost.cost_model.accelerator_params()
-        return {n: out[n] for n in params}
+        return self.accel.probs(hard=hard, sample=self.training, tau=self.tau)
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return super().arch_parameters() + list(self.beta.values())
@@ -182,17 +166,10 @@ class A3CSModule(DartsLightningModule):
     # ----- derived pair -----------------------------------------------------------------------
     def export_accelerator(self) -> dict[str, Any]:
         """argmax(beta) as a design point (parameter -> value), fixed parameters included."""
-        cm = self.network_cost.cost_model
-        point = cm.point({n: int(p.argmax()) for n, p in self.beta_probs(hard=True).items()})
-        return point
+        return self.accel.export_point()
 
     def export_beta_probs(self) -> dict[str, dict[str, float]]:
-        params = self.network_cost.cost_model.accelerator_params()
-        out = {}
-        for n, choices in params.items():
-            p = self._fixed_probs[n] if n in self._fixed_probs else F.softmax(self.beta[n].detach(), -1)
-            out[n] = {str(v): float(x) for v, x in zip(choices, p)}
-        return out
+        return self.accel.export_probs()
 
     def derived_cost(self) -> dict[str, float]:
         """Cost-model estimate of the argmax pair: energy_pJ, cycles, fps."""
@@ -247,26 +224,9 @@ class A3CSModule(DartsLightningModule):
         uniform alpha, beta) of the expected agent under softmax(alpha), and with an area budget
         ``area_weight * relu(area / budget - 1)``, both averaged over ``beta_samples`` hard
         accelerator samples (one evaluation of softmax(beta) outside training)."""
-        alpha = self.alpha_probs()
-        cm = self.network_cost.cost_model
         n = self.beta_samples if self.training else 1
-        cost = torch.zeros(())
-        area_term = torch.zeros(())
-        area_sum = 0.0
-        for _ in range(n):
-            accel = self.beta_probs()
-            cost = cost + self.network_cost.objective(self.metric, alpha, accel) / self.baseline
-            if self.area_budget_mm2:
-                area = cm.area_mm2(accel)
-                if area is not None:
-                    area = area.reshape(())
-                    area_term = area_term + self.area_weight * F.relu(area / self.area_budget_mm2 - 1.0)
-                    area_sum += float(area)
-        cost, area_term = cost / n, area_term / n
-        details = {"hw_cost": float(cost.detach())}
-        if self.area_budget_mm2:
-            details.update(expected_area_mm2=area_sum / n, area_over=float(area_term.detach()) / self.area_weight)
-        return cost, area_term, details
+        return hardware_terms(self.network_cost, self.metric, self.baseline, self.alpha_probs(), self.beta_probs, n,
+                              area_budget_mm2=self.area_budget_mm2, area_weight=self.area_weight)
 
     def hardware_loss(self, loss: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
         """``loss + lambda * cost + area_term`` (the unbalanced sum; for callers and tests)."""

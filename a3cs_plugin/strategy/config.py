@@ -83,6 +83,7 @@ class SearchConfig(_Strict):
     # how the hardware term's alpha-gradient is scaled: "normalize" (to lambda x the task term's
     # gradient norm, a running mean) or "none" (lambda x cost / baseline, as written)
     balance: Literal["normalize", "none"] = "normalize"
+    das_steps: int = Field(400, ge=1)      # accelerator-only search (agent: set): Adam steps on beta
     beta_samples: int = Field(4, ge=1)     # hard Gumbel samples of the accelerator per hardware step
 
     def warmup_fraction(self) -> float:
@@ -120,6 +121,8 @@ class RunConfig(_Strict):
     # mode: bi-level with distill: false for the bi-level comparison
     mode: Literal["one-level", "bi-level", "direct-nas"] = "one-level"
     distill: bool = True
+    # a fixed agent (zoo name, "teacher", arch.json or agent file): search only the accelerator (DAS)
+    agent: Optional[str] = None
     algo: str = "ppo"
     hp: dict[str, Any] = Field(default_factory=dict)
     seed: int = 1

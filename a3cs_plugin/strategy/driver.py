@@ -201,6 +201,12 @@ def run_search(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, rec
     saved_cfg = out / "config.yaml"
     if out.exists() and not out.is_dir():
         raise ConfigError("--out is a file", file=str(out), expected="a run directory")
+    if cfg.agent:
+        from a3cs_plugin.strategy.das import run_das
+        if (out / "report.json").exists() and not resume:
+            raise CheckpointError("run directory already holds a search", file=str(out),
+                                  expected="--resume, or a new --out directory")
+        return run_das(cfg, out, recost=recost, evaluate_scores=evaluate_scores, log=log)
     if resume and saved_cfg.is_file():
         from a3cs_plugin.strategy.config import load_config
         before, now = load_config(saved_cfg).model_dump(), cfg.model_dump()

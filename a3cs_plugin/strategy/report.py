@@ -78,10 +78,11 @@ def plot_history(history: Sequence[Mapping[str, Any]], out_dir: str | Path,
         pts = [(h["step"], h[key]) for h in history if h.get(key)]
         if pts:
             ax.plot(*zip(*pts), label=label)
-    ax.set_yscale("log")
     ax.set_xlabel("update")
     ax.set_title("gradient norms per update (mean over minibatch steps)")
-    ax.legend(fontsize=7)
+    if ax.lines:
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     paths.append(out / "grads.png")
     fig.savefig(paths[-1], dpi=100)
@@ -122,18 +123,19 @@ def outcome_rows(report: Mapping[str, Any], markdown_table: bool = False) -> lis
     t = report.get("teacher") or {}
     rnd = report.get("random") or {}
     accel = "searched accelerator"
-    rows = [("derived agent", accel, d, d.get("normalized_score")),
+    name = "derived agent" if report.get("scheme") != "das" else f"{report.get('agent')}"
+    rows = [(name, accel, d, d.get("normalized_score")),
             ("teacher", accel, t, 1.0 if t.get("score") is not None else None),
             ("random agent", "-", rnd, 0.0 if rnd.get("score") is not None else None)]
-    for name, b in (report.get("baselines") or {}).items():
-        rows.append(("derived agent", name, {**b.get("derived", {}), "score": d.get("score"),
-                                             "score_std": d.get("score_std")}, d.get("normalized_score")))
+    for spec_name, b in (report.get("baselines") or {}).items():
+        rows.append((rows[0][0], spec_name, {**b.get("derived", {}), "score": d.get("score"),
+                                        "score_std": d.get("score_std")}, d.get("normalized_score")))
         if b.get("teacher"):
-            rows.append(("teacher", name, {**b["teacher"], "score": t.get("score"),
+            rows.append(("teacher", spec_name, {**b["teacher"], "score": t.get("score"),
                                            "score_std": t.get("score_std")}, 1.0 if t else None))
     ep = (report.get("eval") or {}).get("episodes") or d.get("episodes")
     head = ["agent", "accelerator", f"score ({ep} ep.)", "normalized", "FPS", "mJ/inference", "area mm^2"]
-    body = [[a, acc, _score(r) if a != "random agent" or r else "n/a", _fmt(ns), _fmt(r.get("fps")),
+    body = [[a, acc, _score(r), _fmt(ns), _fmt(r.get("fps")),
              _fmt(r.get("energy_mJ")), _fmt(r.get("area_mm2"))] for a, acc, r, ns in rows if r]
     if markdown_table:
         return ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * 5] + \

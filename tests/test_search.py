@@ -189,7 +189,8 @@ def test_das_searches_the_accelerator_of_a_fixed_agent(tmp_path, capsys):
     the area budget, is a real spec, and the trained agent is scored with the protocol."""
     cfg = {"game": "Pong", "teacher": "Pong", "agent": "teacher", "seed": 1,
            "hardware": {"template": "eyeriss_like", "metric": "latency", "area_budget_mm2": 5.0,
-                        "recost_time_limit": 0.2, "baselines": ["eyeriss_like"]},
+                        "recost_time_limit": 0.2, "baselines": ["eyeriss_like"],
+                        "recost_metric": "latency"},   # the search's word; the mapper's is "delay"
            "search": {"das_steps": 60}, "eval": {"episodes": 1}}
     path = tmp_path / "das.yaml"
     path.write_text(yaml.safe_dump(cfg))

@@ -72,6 +72,15 @@ def register(subparsers) -> None:
     pn.add_argument("--seed", type=int, default=0)
     pn.add_argument("--out", metavar="DIR", help="also write report.json, report.md and energy.png here")
     pn.add_argument("--json", action="store_true", help="print one JSON object")
+    pn.add_argument("--pe-budget", metavar="N", default=None,
+                    help="pipeline descriptions only (e.g. dnnbuilder_like.yaml): total MACs over all stages "
+                         "('none': area budget only); overrides budget.pe_budget")
+    pn.add_argument("--area-budget", metavar="MM2", default=None,
+                    help="pipeline descriptions only: area budget in mm^2 ('none': no area limit); "
+                         "overrides budget.area_budget_mm2")
+    pn.add_argument("--onchip-bytes", metavar="B", default=None,
+                    help="pipeline descriptions only: on-chip SRAM for line buffers and resident weights; "
+                         "overrides budget.onchip_bytes")
     _add_semantics(pn)
     pn.set_defaults(func=cmd_net)
     pf = sub.add_parser("fit-surrogate", help="label (layer, accelerator) points with the mapper and fit "
@@ -202,9 +211,12 @@ def cmd_net(args) -> int:
     if args.num_actions < 1 or args.batch < 1:
         raise ConfigError("--num-actions and --batch must be >= 1", key="--num-actions/--batch",
                           expected="positive integers")
+    pipeline = _pipeline_arch(args)
     problems = network_problems(model=args.model, agent_arch=args.agent, num_actions=args.num_actions,
                                 batch=args.batch)
     env = _apply_semantics(args)
+    if pipeline is not None:
+        return _cmd_net_pipeline(args, pipeline, problems)
     with _one_line_warnings():
         res = evaluate_network(args.arch, problems, ert=args.ert, art=args.art, metric=args.metric,
                                time_limit=args.time_limit, seed=args.seed, backend=args.backend,
@@ -224,6 +236,68 @@ def cmd_net(args) -> int:
         (out / "report.json").write_text(res.to_json())
         (out / "report.md").write_text(res.to_markdown() + "\n")
         res.plot(out / "energy.png")
+    sys.stdout.write((json.dumps(summary) if args.json else res.to_markdown()) + "\n")
+    return 0
+
+
+_BUDGET_FLAGS = (("--pe-budget", "pe_budget", "pe_budget"), ("--area-budget", "area_budget", "area_budget_mm2"),
+                 ("--onchip-bytes", "onchip_bytes", "onchip_bytes"))
+
+
+def _pipeline_arch(args):
+    """The pipeline description among ``--arch`` (loaded with the budget flags), or None."""
+    from a3cs_plugin.hardware.pipeline import is_pipeline_file, load_pipeline
+
+    flags = [(flag, getattr(args, dest, None), attr) for flag, dest, attr in _BUDGET_FLAGS]
+    given = [f for f in flags if f[1] is not None]
+    found = [a for a in args.arch if is_pipeline_file(a)]
+    if not found:
+        if given:
+            raise ConfigError("only for pipeline descriptions (a YAML file with a top-level 'pipeline' key, "
+                              "e.g. arch_specs/dnnbuilder_like.yaml)", key=given[0][0],
+                              expected="--arch dnnbuilder_like.yaml", got=" ".join(args.arch))
+        return None
+    if len(args.arch) != 1:
+        raise ConfigError("a pipeline description stands alone (its stage specs are generated)", key="--arch",
+                          expected=f"only {found[0]}", got=" ".join(args.arch))
+    if args.backend != "a3cs":
+        raise ConfigError("pipeline descriptions are costed with the built-in model and mapper only",
+                          key="--backend", expected="a3cs", got=args.backend)
+    if args.ert or args.art:
+        raise ConfigError("pipeline descriptions use the built-in energy/area tables", key="--ert/--art",
+                          expected="no ERT/ART with a pipeline description")
+    return load_pipeline(found[0], override_keys={attr: flag for flag, _, attr in given},
+                         **{attr: val for _, val, attr in given})
+
+
+def _cmd_net_pipeline(args, cfg, problems) -> int:
+    from pathlib import Path
+
+    from a3cs_plugin.hardware.pipeline import evaluate_pipeline
+
+    with _one_line_warnings():
+        res = evaluate_pipeline(cfg, problems, metric=args.metric, time_limit=args.time_limit, seed=args.seed)
+    t = res.totals()
+    summary = {"network": args.model or args.agent, "energy_pJ": t["energy_pJ"],
+               "energy_mJ": t["energy_pJ"] * 1e-9, "cycles": t["cycles"],
+               "latency_ms": t["latency_s"] * 1e3, "fps": t["fps"], "macs": t["macs"],
+               "area_um2": t["area_um2"], "area_mm2": t["area_um2"] * 1e-6,
+               "levels_pJ": t["levels_pJ"], "clock_source": t["clock_source"],
+               "pipeline": res.pipeline_summary(),
+               "layers": [{"name": s.name, "count": s.count, "macs": s.macs, "cycles": s.cycles,
+                           "energy_pJ": s.energy_pJ, "stage": s.index, "cpf": s.cpf, "kpf": s.kpf,
+                           "pes": s.pes, "stage_cycles": s.stage_cycles, "bottleneck": s.bottleneck,
+                           "line_buffer_bytes": s.line_buffer_bytes, "weight_bytes": s.weight_bytes,
+                           "weights_on_chip": s.weights_resident, "area_um2": s.area_um2,
+                           "dram_removed_pJ": s.dram_removed_pJ}
+                          for s in res.stages]}
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(res.to_json())
+        (out / "report.md").write_text(res.to_markdown() + "\n")
+        res.plot(out / "energy.png")
+        res.write_stage_specs(out / "stages")
     sys.stdout.write((json.dumps(summary) if args.json else res.to_markdown()) + "\n")
     return 0
 

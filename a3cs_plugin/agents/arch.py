@@ -36,7 +36,10 @@ def validate_arch(arch: Any, labels: list[str] | None = None, ops: tuple[str, ..
         raise ConfigError("architecture must be a JSON object {label: op_name}", file=file,
                           expected="{'cell_00': 'k3_e6', ...}", got=type(arch).__name__)
     if labels is None:
-        labels = cell_labels(len(arch))
+        # cell_00 .. the highest cell_NN given: a gap is reported as the missing label
+        import re
+        nums = [int(m.group(1)) for m in (re.fullmatch(r"cell_(\d+)", str(k)) for k in arch) if m]
+        labels = cell_labels(max(nums) + 1 if nums else len(arch))
     allowed = set(labels)
     for key in arch:
         if key not in allowed:
@@ -68,10 +71,8 @@ def export_arch(arch: Mapping[str, str], path: str | Path, space: Any = None) ->
 def load_arch(path: str | Path, space: Any = None) -> dict[str, str]:
     """Read an architecture JSON file; validate it against ``space`` (an ``AgentSpace``) when given."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read architecture file ({exc.strerror})", file=str(path)) from exc
+    from a3cs_plugin.hardware.spec.yamlio import read_text
+    text = read_text(path, ConfigError)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

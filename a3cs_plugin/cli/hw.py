@@ -89,7 +89,9 @@ def register(subparsers) -> None:
     pf.add_argument("--samples", type=int, default=2000, help="training points (default 2000)")
     pf.add_argument("--heldout", type=int, default=None, help="held-out points (other seed and layer mix)")
     pf.add_argument("--out", metavar="F.pt", default=None,
-                    help="surrogate file (default: the shipped a3cs_plugin/surrogates/<template>.pt)")
+                    help="surrogate file (default: <template>.pt in the working directory)")
+    pf.add_argument("--force", action="store_true",
+                    help="allow replacing a surrogate that ships with a3cs (a3cs_plugin/surrogates/)")
     pf.add_argument("--seed", type=int, default=0)
     pf.add_argument("--time-limit", type=float, default=1.0, metavar="SEC", help="mapper cap per point")
     pf.add_argument("--max-evaluations", type=int, default=10000,
@@ -167,9 +169,8 @@ def cmd_model(args) -> int:
 
 
 def cmd_map(args) -> int:
-    if args.time_limit <= 0:
-        raise ConfigError("time limit must be positive", key="--time-limit", expected="seconds > 0",
-                          got=args.time_limit)
+    from a3cs_plugin.cli import checks
+    checks.positive_seconds("--time-limit", args.time_limit)
     env = _apply_semantics(args)
     spec = _load(args)
     if args.backend == "timeloop":
@@ -204,10 +205,10 @@ def cmd_net(args) -> int:
     from a3cs_plugin.agents import network_problems
     from a3cs_plugin.hardware.network import evaluate_network
 
-    if args.time_limit <= 0:
-        raise ConfigError("time limit must be positive", key="--time-limit", expected="seconds > 0",
-                          got=args.time_limit)
+    from a3cs_plugin.cli import checks
+    checks.positive_seconds("--time-limit", args.time_limit)
     args.arch = [_resolve_arch(a) for a in args.arch]
+    checks.out_dir("--out", args.out)
     if args.num_actions < 1 or args.batch < 1:
         raise ConfigError("--num-actions and --batch must be >= 1", key="--num-actions/--batch",
                           expected="positive integers")
@@ -307,16 +308,45 @@ def cmd_fit_surrogate(args) -> int:
 
     from a3cs_plugin.hardware.surrogate.fit import fit_surrogate
 
-    for key, val in (("--time-limit", args.time_limit), ("--workers", args.workers), ("--steps", args.steps)):
-        if val <= 0:
-            raise ConfigError("must be positive", key=key, expected="> 0", got=val)
+    from a3cs_plugin.cli import checks
+    checks.positive_seconds("--time-limit", args.time_limit)
+    for key, val, low in (("--samples", args.samples, 20), ("--heldout", args.heldout, 1),
+                          ("--workers", args.workers, 1), ("--steps", args.steps, 1),
+                          ("--hidden", args.hidden, 1), ("--train-layers", args.train_layers, 4),
+                          ("--max-evaluations", args.max_evaluations, 0),
+                          ("--noise-check", args.noise_check, 0)):
+        checks.at_least(key, val, low)
+    if args.cache:
+        _check_label_cache(args.cache)
     torch.set_num_threads(1)
     fit_surrogate(args.template, args.samples, args.out, args.seed, args.time_limit, args.workers,
                   heldout=args.heldout, cache=args.cache, max_evaluations=args.max_evaluations or None,
                   steps=args.steps, hidden=args.hidden, noise_check=args.noise_check,
-                  feature_version=args.feature_version,
+                  feature_version=args.feature_version, force=args.force,
                   **({"train_layers": args.train_layers} if args.train_layers else {}))
     return 0
+
+
+def _check_label_cache(path: str) -> None:
+    """A label cache is JSON lines of objects with a ``key`` (the last line may be cut short)."""
+    from pathlib import Path
+
+    from a3cs_plugin.hardware.spec.yamlio import read_text
+    p = Path(path)
+    if not p.exists():
+        return
+    lines = [ln for ln in read_text(p, ConfigError).splitlines() if ln.strip()]
+    for i, line in enumerate(lines):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:   # cut by an interrupted run: relabelled
+                continue
+            raise ConfigError(f"line {i + 1} is not JSON", file=str(p), key="--cache",
+                              expected="a label cache written by a3cs hw fit-surrogate") from None
+        if not isinstance(rec, dict) or "key" not in rec:
+            raise ConfigError(f"line {i + 1} is not a label record", file=str(p), key="--cache",
+                              expected="a label cache written by a3cs hw fit-surrogate")
 
 
 def _resolve_arch(name: str) -> str:

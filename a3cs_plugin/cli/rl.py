@@ -5,8 +5,9 @@ import json
 import math
 import re
 import sys
+from pathlib import Path
 
-from a3cs_plugin.errors import ConfigError
+from a3cs_plugin.errors import CheckpointError, ConfigError
 
 _FRAMES_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgG]?)\s*$")
 _SUFFIX = {"": 1, "k": 10 ** 3, "m": 10 ** 6, "g": 10 ** 9}
@@ -54,7 +55,16 @@ def cmd_train(args) -> int:
     from a3cs_plugin.agents.zoo import build_agent
 
     from a3cs_plugin.rl.teacher import teacher_path
+    from a3cs_plugin.cli import checks
     build_agent(args.agent, 2)          # validate names before any env/tensorboard work
+    checks.at_least("--num-envs", args.num_envs)
+    checks.at_least("--threads", args.threads, 0)
+    checks.at_least("--env-threads", args.env_threads)
+    checks.weight("--distill-actor", args.distill_actor)
+    checks.weight("--distill-critic", args.distill_critic)
+    checks.out_dir("--out", args.out)
+    if args.resume:
+        checks.resume_dir("--out", args.out, "")
     hp = _parse_hp(args.hp)
     if args.num_envs is not None:
         hp["num_envs"] = args.num_envs
@@ -70,10 +80,41 @@ def cmd_train(args) -> int:
                       env_threads=args.env_threads, torch_threads=args.threads,
                       init=str(teacher_path(args.init)) if args.init else None)
     cfg.algo_config()                   # validate hyper-parameters early
+    if cfg.init and not (args.resume and (Path(args.out) / "checkpoints" / "last.pt").exists()):
+        _check_init(cfg)
     from a3cs_plugin.rl.trainer import train
     summary = train(cfg, args.out, resume=args.resume, progress=not args.no_progress)
     print(json.dumps(summary))
     return 0
+
+
+def _check_init(cfg) -> None:
+    """``--init`` must be an agent file of the same agent and game (checked before any env starts)."""
+    from a3cs_plugin.rl.checkpoint import load_checkpoint
+    from a3cs_plugin.rl.envs import env_spec
+    init = load_checkpoint(cfg.init)
+    n = env_spec(cfg.game).num_actions
+    if int(init["num_actions"]) != n or init["agent"] != cfg.agent:
+        from a3cs_plugin.errors import ConfigError as _CE
+        raise _CE("--init weights are for another agent or game", file=cfg.init, key="--init",
+                  expected=f"{cfg.agent} with {n} actions",
+                  got=f"{init['agent']} with {init['num_actions']} actions")
+
+
+def _search_checkpoint_hint(path: str) -> None:
+    """A search run directory or its Lightning ``last.ckpt`` is not an agent file: say what it is."""
+    p = Path(path)
+    run = p if p.is_dir() else (p.parent.parent if p.name == "last.ckpt" else None)
+    if run is None or not ((run / "arch.json").is_file() or (run / "config.yaml").is_file()
+                           and (run / "checkpoints" / "last.ckpt").is_file()):
+        return
+    if not (p.is_dir() and (p / "checkpoints" / "last.pt").is_file()):
+        agents = [q for q in (run / "retrain" / "agent.pt", run / "finetune" / "agent.pt") if q.is_file()]
+        where = f"--checkpoint {agents[0]}" if agents else \
+            f"--checkpoint {run / 'finetune' / 'agent.pt'} (written when the search finishes)"
+        raise CheckpointError("this is an `a3cs search` run (its last.ckpt is the supernet's search "
+                              "state, not an agent)", file=str(path),
+                              expected=f"{where}, or `a3cs retrain {run}` to train the derived agent")
 
 
 def cmd_evaluate(args) -> int:
@@ -84,6 +125,11 @@ def cmd_evaluate(args) -> int:
     if bool(args.teacher) == bool(args.checkpoint):
         raise ConfigError("give exactly one of --teacher GAME|PATH or --checkpoint PATH",
                           key="teacher/checkpoint")
+    from a3cs_plugin.cli import checks
+    checks.at_least("--episodes", args.episodes)
+    checks.at_least("--threads", args.threads)
+    if args.checkpoint:
+        _search_checkpoint_hint(args.checkpoint)
     torch.set_num_threads(args.threads)
     spec = env_spec(args.game)
     if args.teacher:
@@ -107,8 +153,11 @@ def cmd_evaluate(args) -> int:
 
 def cmd_teacher_ship(args) -> int:
     from a3cs_plugin.teachers.ship import ship
+    from a3cs_plugin.cli import checks
+    from a3cs_plugin.teachers.ship import TEACHER_DIR
+    checks.at_least("--episodes", args.episodes)
     info = ship(args.run_dir, args.game, episodes=args.episodes, fp16=not args.fp32,
-                skip_eval=args.no_eval)
+                skip_eval=args.no_eval, out_dir=args.out or TEACHER_DIR, force=args.force)
     print(json.dumps(info))
     return 0
 
@@ -157,11 +206,16 @@ def register(subparsers) -> None:
     t = subparsers.add_parser("teacher", help="teacher utilities")
     tsub = t.add_subparsers(dest="teacher_command", metavar="ACTION",
                             parser_class=subparsers._parser_class)
-    s = tsub.add_parser("ship", help="copy a run's last checkpoint into a3cs_plugin/teachers/")
+    s = tsub.add_parser("ship", help="copy a run's last checkpoint into a3cs_plugin/teachers/ "
+                                     "(--out DIR: elsewhere)")
     s.add_argument("run_dir")
     s.add_argument("--game", required=True)
     s.add_argument("--episodes", type=int, default=30)
     s.add_argument("--fp32", action="store_true", help="keep fp32 weights (default fp16)")
     s.add_argument("--no-eval", action="store_true", help="skip the 30-episode evaluation")
+    s.add_argument("--out", metavar="DIR", default=None,
+                   help="write the teacher here (default: the package's a3cs_plugin/teachers/)")
+    s.add_argument("--force", action="store_true",
+                   help="replace a teacher that ships with a3cs (refused without it)")
     s.set_defaults(func=cmd_teacher_ship)
     t.set_defaults(func=lambda a: (t.print_help(sys.stderr), 2)[1])

@@ -64,6 +64,10 @@ def cmd_search(args) -> int:
     from a3cs_plugin.strategy.config import load_config
     from a3cs_plugin.strategy.driver import run_seeds
 
+    from a3cs_plugin.cli import checks
+    checks.out_dir("--out", args.out)
+    if args.resume:
+        checks.resume_dir("--out", args.out, "config.yaml")
     cfg = load_config(args.config)
     if args.frames is not None:
         from a3cs_plugin.cli.rl import parse_frames
@@ -90,6 +94,8 @@ def cmd_retrain(args) -> int:
     from a3cs_plugin.cli.rl import parse_frames
     from a3cs_plugin.strategy.retrain import retrain
 
+    from a3cs_plugin.cli import checks
+    checks.at_least("--episodes", args.episodes)
     report = retrain(args.run_dir, parse_frames(args.frames), episodes=args.episodes, resume=args.resume)
     print(f"retrained {report['frames']} frames: score {report['score']:.2f} +- {report['score_std']:.2f} "
           f"over {report['episodes']} episodes -> {Path(args.run_dir) / 'retrain' / 'report.json'}")

@@ -17,6 +17,7 @@ Example (``examples/quick_pong.yaml``)::
 from __future__ import annotations
 
 from pathlib import Path
+import typing
 from typing import Any, Literal, Optional, Union
 
 import yaml
@@ -25,8 +26,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from a3cs_plugin.errors import ConfigError
 
 
+def _accepts_bool(annotation) -> bool:
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_accepts_bool(a) for a in typing.get_args(annotation))
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # unknown keys, inf and nan are errors; a YAML boolean is only accepted where a bool is meant
+    # (pydantic would read ``fps_target: true`` as 1.0)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, v, info):
+        field = cls.model_fields.get(info.field_name)
+        if field is not None and not _accepts_bool(field.annotation):
+            items = v if isinstance(v, list) else [v]
+            if any(isinstance(x, bool) for x in items):
+                raise ValueError("expected a number or a name, not a boolean")
+        return v
 
 
 class HardwareConfig(_Strict):
@@ -50,6 +69,30 @@ class HardwareConfig(_Strict):
     def _baselines(self):
         if self.baselines is None:
             self.baselines = ["eyeriss_like"] if self.template == "eyeriss_like" else []
+        from a3cs_plugin.paths import arch_spec
+        for name in self.baselines:
+            try:
+                arch_spec(name)
+            except ConfigError as exc:
+                raise _Keyed(exc.message, "baselines", got=name) from None
+        return self
+
+    @field_validator("cost_model")
+    @classmethod
+    def _cost_model(cls, v):
+        from a3cs_plugin.strategy import registry
+        names = registry.available(registry.COST_MODEL_GROUP)
+        if v not in names:
+            raise ValueError("unknown cost model; expected one of " + ", ".join(sorted(names)))
+        return v
+
+    @model_validator(mode="after")
+    def _options(self):
+        bad = unknown_cost_model_options(self.cost_model, self.cost_model_options)
+        if bad:
+            name, allowed = bad
+            raise _Keyed(f"unknown option of cost model '{self.cost_model}'; expected "
+                         f"{', '.join(allowed) or 'no options'}", f"cost_model_options.{name}")
         return self
 
     @field_validator("fps_target")
@@ -64,6 +107,43 @@ class HardwareConfig(_Strict):
         if len(v) != 2 or not 0 < v[0] <= v[1]:
             raise ValueError("must be a number or [low, high] with 0 < low <= high")
         return [float(v[0]), float(v[1])]
+
+
+def unknown_cost_model_options(cost_model: str, options: dict) -> tuple[str, list] | None:
+    """``(first unknown option, accepted names)`` of ``options`` against the cost model factory's
+    signature (and, for a ``Class.from_template(template, **options)`` factory, the class's
+    ``__init__``); None when all are accepted or the factory takes any keyword."""
+    import inspect
+
+    from a3cs_plugin.strategy import registry
+    if not options:
+        return None
+    try:
+        factory = registry.load(registry.COST_MODEL_GROUP, cost_model)
+    except ConfigError as exc:
+        raise _Keyed(exc.message, "cost_model", got=cost_model) from None
+    targets = [factory]
+    owner = getattr(factory, "__self__", None)
+    if inspect.isclass(owner):
+        targets.append(owner.__init__)
+    elif inspect.isclass(factory):
+        targets = [factory.__init__]
+    allowed: list = []
+    for t in targets:
+        try:
+            params = list(inspect.signature(t).parameters.values())
+        except (TypeError, ValueError):
+            return None
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            allowed = [p.name for p in params[1 + (t is not factory or inspect.isclass(factory)):]
+                       if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            break
+    else:
+        return None
+    for name in options:
+        if name not in allowed:
+            return str(name), allowed
+    return None
 
 
 class SearchConfig(_Strict):
@@ -125,7 +205,7 @@ class RunConfig(_Strict):
     agent: Optional[str] = None
     algo: str = "ppo"
     hp: dict[str, Any] = Field(default_factory=dict)
-    seed: int = 1
+    seed: int = Field(1, ge=0)
     seeds: Optional[list[int]] = None       # several searches (RUN_DIR/seed_<s>/); the best is copied up
     threads: int = Field(0, ge=0)           # torch threads; 0: min(2, cores)
     hardware: HardwareConfig = Field(default_factory=HardwareConfig)
@@ -147,7 +227,8 @@ class RunConfig(_Strict):
         try:
             algo_config(self.algo, **self.hp)
         except ConfigError as exc:
-            raise ValueError(f"hp: {exc.message}") from None
+            text = exc.message.removeprefix(f"key '{exc.key}': ") if exc.key else exc.message
+            raise _Keyed(text, f"hp.{exc.key}" if exc.key else "hp") from None
         return self
 
     @property
@@ -192,8 +273,8 @@ class RunConfig(_Strict):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v):
-        if v is not None and (not v or len(set(v)) != len(v)):
-            raise ValueError("must be a non-empty list of distinct integers")
+        if v is not None and (not v or len(set(v)) != len(v) or min(v) < 0):
+            raise ValueError("must be a non-empty list of distinct integers >= 0")
         return v
 
     def updates(self) -> int:
@@ -212,19 +293,34 @@ def parse_config(data: Any, source: str = "config") -> RunConfig:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = ".".join(str(p) for p in err.get("loc", ())) or None
-        got = err.get("input") if err.get("type") != "missing" and key else None
-        raise ConfigError(err.get("msg", "invalid value").replace("\n", " "), file=source, key=key,
-                          got=got) from None
+        # union members ('float', 'list[float]') are not keys of the file
+        loc = [str(p) for p in err.get("loc", ()) if str(p) not in _TYPE_NAMES and "[" not in str(p)]
+        got = err.get("input") if err.get("type") != "missing" and loc else None
+        msg = err.get("msg", "invalid value").replace("\n", " ").removeprefix("Value error, ")
+        inner = (err.get("ctx") or {}).get("error")
+        if isinstance(inner, _Keyed):       # a model-level check that knows the exact key
+            loc, got, msg = loc + [inner.key], inner.got, str(inner)
+        raise ConfigError(msg, file=source, key=".".join(loc) or None, got=got) from None
+
+
+_TYPE_NAMES = {"float", "int", "str", "bool", "function-after", "function-before", "function-wrap"}
+
+
+class _Keyed(ValueError):
+    """A validation error of a model-level check, with the (relative) key it is about."""
+
+    def __init__(self, message: str, key: str, got: Any = None):
+        super().__init__(message)
+        self.key, self.got = key, got
 
 
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a YAML run configuration."""
+    from a3cs_plugin.hardware.spec.yamlio import read_text
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config ({exc.strerror})", file=str(path)) from None
+    if not path.is_file() and not path.is_dir():
+        raise ConfigError("config file not found", file=str(path), expected="an existing YAML file")
+    text = read_text(path, ConfigError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

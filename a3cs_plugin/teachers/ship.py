@@ -103,12 +103,30 @@ def _command(cfg: dict) -> str:
     return " ".join(parts)
 
 
+def check_target(out_dir: str | Path, game: str, force: bool = False) -> Path:
+    """``out_dir/<rom>.pt``; a teacher that ships with a3cs (in the package) is only replaced with
+    ``force`` (raises CheckpointError before any work otherwise)."""
+    out_dir = Path(out_dir)
+    target = out_dir / f"{rom_id(game_label(game))}.pt"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CheckpointError("--out is a file", file=str(out_dir), expected="a directory")
+    packaged = out_dir.resolve() == TEACHER_DIR.resolve()
+    if packaged and target.exists() and not force:
+        raise CheckpointError("refusing to replace the shipped teacher", file=str(target),
+                              expected="--force to replace it, or --out DIR to write elsewhere")
+    return target
+
+
 def ship(run_dir: str | Path, game: str, *, episodes: int = 30, fp16: bool = True,
-         skip_eval: bool = False, out_dir: str | Path = TEACHER_DIR, seed: int = 12345) -> dict:
-    """Copy ``run_dir``'s latest checkpoint into ``out_dir/<rom>.pt``; returns its metadata."""
+         skip_eval: bool = False, out_dir: str | Path = TEACHER_DIR, seed: int = 12345,
+         force: bool = False) -> dict:
+    """Copy ``run_dir``'s latest checkpoint into ``out_dir/<rom>.pt``; returns its metadata.
+
+    A shipped teacher (``out_dir`` the package's ``teachers/``) is replaced only with ``force``."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    ckpt = load_checkpoint(run_dir)
     label = game_label(game)
+    check_target(out_dir, label, force)
+    ckpt = load_checkpoint(run_dir)
     model, meta = load_agent(ckpt, game=label)
     fid = fp16_fidelity(model, label) if fp16 else None
     use_fp16 = bool(fp16 and fid["argmax_agreement"] == 1.0 and fid["max_abs_logit_diff"] < 0.05)
@@ -125,6 +143,7 @@ def ship(run_dir: str | Path, game: str, *, episodes: int = 30, fp16: bool = Tru
         greedy = {"mean": g.mean, "std": g.std, "episodes": g.episodes, "scores": g.scores, "seed": seed,
                   "protocol": "arg-max actions, otherwise as eval"}
     rid = rom_id(label)
+    out_dir.mkdir(parents=True, exist_ok=True)
     png = out_dir / f"{rid}_curve.png"
     n_eps = _curve(run_dir, png, f"{label}: {meta['agent']} {meta.get('config', {}).get('algo', '')}",
                    max_frames=int(meta["frames"]))
@@ -244,9 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--episodes", type=int, default=30)
     ap.add_argument("--fp32", action="store_true")
     ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--out", default=str(TEACHER_DIR))
+    ap.add_argument("--force", action="store_true")
     a = ap.parse_args(argv)
     print(json.dumps(ship(a.run_dir, a.game, episodes=a.episodes, fp16=not a.fp32,
-                          skip_eval=a.no_eval)))
+                          skip_eval=a.no_eval, out_dir=a.out, force=a.force)))
     return 0
 
 

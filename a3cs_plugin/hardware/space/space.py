@@ -22,6 +22,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...paths import template_dir
+from ..spec.yamlio import read_text as _read_text
 from .template import Tagged, dump_yaml, load_yaml_text, substitute
 
 __all__ = ["Parameter", "DesignSpace", "TEMPLATE_DIR", "list_templates"]
@@ -88,7 +89,7 @@ class DesignSpace:
         if not path.is_file():
             raise ConfigError(f"unknown accelerator template '{name_or_path}'", key="template",
                               expected="a template file or one of " + ", ".join(list_templates()))
-        return cls.from_dict(load_yaml_text(path.read_text(), str(path)), source=str(path))
+        return cls.from_dict(load_yaml_text(_read_text(path, ConfigError), str(path)), source=str(path))
 
     @classmethod
     def from_dict(cls, doc: Any, source: str = "template") -> "DesignSpace":

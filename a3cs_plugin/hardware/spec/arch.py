@@ -224,7 +224,37 @@ def _component_attrs(node: dict, inherited: dict, file: str, key: str) -> dict:
     if not isinstance(attrs, dict):
         raise SpecError("attributes must be a mapping", file=file, key=key + ".attributes")
     merged = {**inherited, **attrs}
-    return {k: resolve_value(v, merged) for k, v in merged.items()}
+    out = {k: resolve_value(v, merged) for k, v in merged.items()}
+    from .validate import check_attributes
+    check_attributes({k: out[k] for k in attrs}, file, key + ".attributes")
+    return out
+
+
+def _mesh(spatial: dict, axis: str, file: str, key: str) -> int:
+    v = spatial.get(axis, 1)
+    if isinstance(v, str):
+        v = resolve_value(v, {})
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != int(v) or v < 1:
+        raise SpecError("not a positive integer", file=file, key=f"{key}.spatial.{axis}",
+                        expected="an integer >= 1 (PEs along the mesh axis)", got=spatial.get(axis))
+    return int(v)
+
+
+def _check_node_constraints(node: dict, file: str, key: str) -> None:
+    from .constraints import ALLOWED_KEYS
+    cons = node.get("constraints")
+    if cons is None:
+        return
+    if not isinstance(cons, dict):
+        raise SpecError("constraints must be a mapping", file=file, key=key + ".constraints",
+                        expected="{spatial: ..., temporal: ..., dataspace: ...}")
+    for ctype, body in cons.items():
+        if ctype not in ALLOWED_KEYS:
+            raise SpecError("unknown constraint type", file=file, key=f"{key}.constraints.{ctype}",
+                            expected="one of " + ", ".join(sorted(ALLOWED_KEYS)))
+        if body is not None and not isinstance(body, dict):
+            raise SpecError("constraint must be a mapping", file=file, key=f"{key}.constraints.{ctype}",
+                            expected="{factors: ..., permutation: ...}", got=body)
 
 
 _COMMON_KEYS = {"name", "attributes", "spatial", "constraints", "sparse_optimizations", "enabled"}
@@ -245,6 +275,14 @@ def _parse_v04(arch: dict, file: str, variables: dict) -> Architecture:
             if not isinstance(n, dict):
                 raise SpecError("architecture node must be a mapping", file=file, key=p)
             tag = getattr(n, "tag", None)
+            group_node = tag in ("Parallel", "Hierarchical", "Pipelined", "Nothing") or \
+                ("nodes" in n and "name" not in n)
+            if group_node:
+                allowed = {"constraints", "name"} if tag == "Nothing" else {"nodes"}
+                bad = [k for k in n if k not in allowed]
+                if bad:
+                    raise SpecError(f"unknown key of a !{tag or 'Hierarchical'} node", file=file,
+                                    key=f"{p}.{bad[0]}", expected="one of " + ", ".join(sorted(allowed)))
             if tag == "Parallel":
                 _walk_parallel(n, p, branch)
             elif tag in ("Hierarchical", "Pipelined") or ("nodes" in n and "name" not in n):
@@ -304,7 +342,8 @@ def _parse_v04(arch: dict, file: str, variables: dict) -> Architecture:
         if not isinstance(spatial, dict):
             raise SpecError("spatial must be a mapping", file=file, key=path + ".spatial",
                             expected="{meshX: N, meshY: M}")
-        fx, fy = int(spatial.get("meshX", 1)), int(spatial.get("meshY", 1))
+        fx, fy = _mesh(spatial, "meshX", file, path), _mesh(spatial, "meshY", file, path)
+        _check_node_constraints(node, file, path)
         unknown = set(spatial) - {"meshX", "meshY"}
         if unknown:
             raise SpecError("unknown spatial key", file=file, key=f"{path}.spatial.{sorted(unknown)[0]}",
@@ -312,7 +351,12 @@ def _parse_v04(arch: dict, file: str, variables: dict) -> Architecture:
         is_container = tag == "Container" or ("class" not in node)
         if is_container:
             attrs = node.get("attributes") or {}
-            inherited.update({k: resolve_value(v, inherited) for k, v in attrs.items()})
+            if not isinstance(attrs, dict):
+                raise SpecError("attributes must be a mapping", file=file, key=path + ".attributes")
+            own = {k: resolve_value(v, inherited) for k, v in attrs.items()}
+            from .validate import check_attributes
+            check_attributes(own, file, path + ".attributes")
+            inherited.update(own)
             if first:
                 top_name, top_attrs = f"{name}_top_level", dict(attrs)
         first = False
@@ -462,6 +506,10 @@ def parse_architecture(arch: Any, file: str = "<dict>", variables: dict | None =
     if not isinstance(arch, dict):
         raise SpecError("architecture must be a mapping", file=file, key="architecture")
     variables = {k: resolve_value(v, {}) for k, v in (variables or {}).items() if k != "version"}
+    unknown = [k for k in arch if k not in ("version", "nodes", "subtree", "local")]
+    if unknown:
+        raise SpecError("unknown architecture key", file=file, key=f"architecture.{unknown[0]}",
+                        expected="version and nodes (v0.4) or subtree (v0.3)")
     if "nodes" in arch:
         return _parse_v04(arch, file, variables)
     if "subtree" in arch:

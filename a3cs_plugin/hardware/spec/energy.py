@@ -38,11 +38,32 @@ def _tables(data: Any, key: str, file: str) -> list:
     if isinstance(data, dict) and "tables" in data:
         data = data["tables"]
     if isinstance(data, dict):  # {name: {...}} form
-        return [{"name": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in data.items()]
+        want = "actions" if key == "ERT" else "area"
+        data = {k: v for k, v in data.items() if k != "version"}
+        if not data or not all(isinstance(v, dict) and want in v or key == "ART" and _is_number(v)
+                               for v in data.values()):
+            raise SpecError(f"no {key} tables found (is this an Accelergy {key} file?)", file=file,
+                            key=key, expected=f"an Accelergy {key}: {{version, tables: [...]}}")
+        return [{"name": k, **(v if isinstance(v, dict) else {"area": v})} for k, v in data.items()]
     if not isinstance(data, list):
         raise SpecError(f"no {key} tables found", file=file, key=f"{key}.tables",
                         expected="a list of {name, ...} tables")
     return data
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _amount(v, file: str, key: str, what: str) -> float:
+    """A finite energy / area >= 0 (numbers or numeric strings, as Accelergy writes them)."""
+    try:
+        x = float(v) if not isinstance(v, bool) else float("nan")
+    except (TypeError, ValueError):
+        x = float("nan")
+    if not (x == x and abs(x) != float("inf") and x >= 0):
+        raise SpecError(f"bad {what}", file=file, key=key, expected="a finite number >= 0", got=v)
+    return x
 
 
 def parse_ert(data: Any, file: str = "<dict>") -> dict:
@@ -54,12 +75,16 @@ def parse_ert(data: Any, file: str = "<dict>") -> dict:
         raw = t.get("actions") or []
         if isinstance(raw, dict):
             raw = [{"name": k, **(v[0] if isinstance(v, list) and v else v)} for k, v in raw.items()]
-        for a in raw:
+        if not isinstance(raw, list):
+            raise SpecError("ERT actions must be a list", file=file, key=f"ERT.tables[{i}].actions",
+                            expected="[{name, energy}, ...]", got=raw)
+        for j, a in enumerate(raw):
             if not isinstance(a, dict) or "name" not in a or "energy" not in a:
                 raise SpecError("ERT action needs name and energy", file=file,
                                 key=f"ERT.tables[{i}].actions")
             # several entries per action (different arguments): Timeloop charges the largest
-            name, e = str(a["name"]), float(a["energy"])
+            name = str(a["name"])
+            e = _amount(a["energy"], file, f"ERT.tables[{i}].actions[{j}].energy", "energy")
             acts[name] = max(e, acts.get(name, e))
         out[component_key(t["name"])] = acts
     return out
@@ -70,5 +95,5 @@ def parse_art(data: Any, file: str = "<dict>") -> dict:
     for i, t in enumerate(_tables(data, "ART", file)):
         if not isinstance(t, dict) or "name" not in t or "area" not in t:
             raise SpecError("ART entry needs name and area", file=file, key=f"ART.tables[{i}]")
-        out[component_key(t["name"])] = float(t["area"])
+        out[component_key(t["name"])] = _amount(t["area"], file, f"ART.tables[{i}].area", "area")
     return out

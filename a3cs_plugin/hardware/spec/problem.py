@@ -72,6 +72,10 @@ def parse_problem(prob: Any, file: str = "<dict>") -> Problem:
     if not isinstance(prob, dict):
         raise SpecError("problem must be a mapping", file=file, key="problem",
                         expected="{version: 0.4, shape: ..., instance: ...}")
+    unknown = [k for k in prob if k not in ("version", "shape", "instance")]
+    if unknown:
+        raise SpecError("unknown problem key", file=file, key=f"problem.{unknown[0]}",
+                        expected="version, shape, instance")
     shape, instance = prob.get("shape"), prob.get("instance")
     if not isinstance(shape, dict):
         raise SpecError("missing problem shape", file=file, key="problem.shape",
@@ -96,6 +100,10 @@ def parse_problem(prob: Any, file: str = "<dict>") -> Problem:
     for k, v in instance.items():
         if k in coefs:
             coefs[k] = v
+    for k, v in coefs.items():
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+            raise SpecError("coefficient (stride, dilation) is not a positive integer", file=file,
+                            key=f"problem.instance.{k}", expected="an integer >= 1", got=v)
     # Timeloop reads only the dimensions, the coefficients and the densities from ``instance``
     # and ignores any other key (e.g. H, W, Hpad in its conv examples) without a warning; its v0.4
     # front end requires every instance value to be an integer.
@@ -124,6 +132,10 @@ def parse_problem(prob: Any, file: str = "<dict>") -> Problem:
         if bad:
             raise SpecError("unknown data-space key", file=file, key=f"{key}.{bad[0]}",
                             expected="name, projection, read_write")
+        rw = ds.get("read_write", ds.get("read-write", False))
+        if not isinstance(rw, bool):
+            raise SpecError("read_write is not a boolean", file=file, key=f"{key}.read_write",
+                            expected="true or false", got=rw)
         proj = []
         raw = ds["projection"]
         if not isinstance(raw, list):

@@ -91,7 +91,8 @@ def load_spec(paths, ert=None, art=None) -> Spec:
             constraints.extend(c)
     for lv in arch.levels:
         constraints.extend(lv.constraints)
-    mapper = merged.get("mapper") or {}
+    from .validate import check_mapper
+    mapper = check_mapper(merged.get("mapper"), origin.get("mapper", "<spec>"))
     # energy / area
     ert_map, ert_name = _load_tables(ert, "ERT")
     if ert_map is None and merged.get("ERT"):

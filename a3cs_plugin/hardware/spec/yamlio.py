@@ -40,15 +40,26 @@ def _construct_tagged(loader: yaml.Loader, suffix: str, node: yaml.Node):
 _Loader.add_multi_constructor("!", _construct_tagged)
 
 
+def read_text(path: str | Path, error: type = SpecError) -> str:
+    """The UTF-8 text of ``path``; unreadable or non-UTF-8 files raise ``error`` naming the file."""
+    p = Path(path)
+    if p.is_dir():
+        raise error("is a directory", file=str(p), expected="a file")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"not UTF-8 text (byte {exc.start})", file=str(p),
+                    expected="a UTF-8 encoded text file") from None
+    except OSError as exc:
+        raise error(f"cannot read file ({exc.strerror})", file=str(p)) from None
+
+
 def load_yaml_file(path: str | Path) -> Any:
     """Parse one YAML file (Timeloop tags allowed). Raises SpecError naming the file."""
     p = Path(path)
     if not p.is_file():
         raise SpecError("file not found", file=str(p), expected="an existing YAML file")
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise SpecError(f"cannot read file ({exc.strerror})", file=str(p)) from None
+    text = read_text(p, SpecError)
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:

@@ -178,15 +178,40 @@ def _pairs(space, layers, n, rng):
     return out
 
 
+PACKAGED_DIR = Path(__file__).resolve().parents[2] / "surrogates"
+
+
+def check_out(out: Path, force: bool = False) -> Path:
+    """The surrogate file to write: not a directory, and not a shipped surrogate (its ``.pt``,
+    ``.json`` or ``.md`` in the package) unless ``force``."""
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError("is a directory", file=str(out), key="--out", expected="a .pt file path")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{parent} is a file", file=str(out), key="--out",
+                                  expected="a .pt file path in a directory")
+            break
+    files = [out, out.with_suffix(".json"), out.with_suffix(".md")]
+    packaged = out.resolve().parent == PACKAGED_DIR.resolve() and any(f.exists() for f in files)
+    if packaged and not force:
+        raise ConfigError("refusing to replace a surrogate that ships with a3cs", file=str(out),
+                          key="--out", expected="another --out path, or --force to replace it")
+    return out
+
+
 def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str | Path | None = None,
                   seed: int = 0, time_limit_per_point: float = 1.0, workers: int = 2, *,
                   heldout: int | None = None, cache: str | Path | None = None,
                   max_evaluations: int | None = 10000, progress: bool = True, steps: int = 2000,
                   hidden: int = 48, noise_check: int = 0, train_layers: int = TRAIN_LAYERS,
-                  feature_version: int = 4, print_fn=print) -> dict:
+                  feature_version: int = 4, print_fn=print, force: bool = False) -> dict:
     """Label, fit, evaluate and save a surrogate; returns the report dict.
 
-    Writes ``out`` (``.pt``), ``out`` with ``.json`` and ``.md`` (the report). ``cache`` (JSON lines)
+    Writes ``out`` (``.pt``; default ``<template>.pt`` in the working directory), ``out`` with
+    ``.json`` and ``.md`` (the report); a surrogate that ships with a3cs (in the package's
+    ``surrogates/``) is only replaced with ``force``. ``cache`` (JSON lines)
     defaults to ``runs/surrogate_labels/<template>.jsonl``; labels already there are reused.
     Each label is the mapper's best EDP mapping after ``max_evaluations`` mappings (reproducible
     on a busy machine), cut at ``time_limit_per_point`` seconds; ``max_evaluations=None`` stops on
@@ -199,7 +224,7 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
         raise ConfigError("too few samples", key="--samples", expected=">= 20", got=samples)
     t_start = time.time()
     space = DesignSpace.from_template(template)
-    out = Path(out) if out else Path(__file__).resolve().parents[2] / "surrogates" / f"{space.name}.pt"
+    out = check_out(Path(out) if out else Path.cwd() / f"{space.name}.pt", force)
     cache = Path(cache) if cache else Path("runs") / "surrogate_labels" / f"{space.name}.jsonl"
     heldout = heldout or max(100, samples // 5)
     rng = np.random.default_rng(seed)

@@ -1,0 +1,49 @@
+"""Checks of command-line values, made before a command starts any work (one-line errors)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from a3cs_plugin.errors import ConfigError
+
+
+def at_least(flag: str, value, low: int = 1) -> None:
+    """An integer flag that counts or sizes something: ``value >= low``."""
+    if value is not None and value < low:
+        raise ConfigError("out of range", key=flag, expected=f"an integer >= {low}", got=value)
+
+
+def positive_seconds(flag: str, value) -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ConfigError("must be a finite number of seconds > 0", key=flag, expected="seconds > 0",
+                          got=value)
+
+
+def weight(flag: str, value) -> None:
+    """A loss weight: finite and >= 0."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise ConfigError("must be a finite number >= 0", key=flag, expected="a weight >= 0", got=value)
+
+
+def out_dir(flag: str, path) -> None:
+    """An output directory: it (or the nearest existing parent) must not be a file."""
+    if path is None:
+        return
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                raise ConfigError("is a file, not a directory" if q == p else f"{q} is a file",
+                                  file=str(path), key=flag, expected="a directory (or a new path)")
+            return
+
+
+def resume_dir(flag: str, path, marker: str) -> None:
+    """``--resume`` needs the run directory of an earlier run (holding ``marker``)."""
+    p = Path(path)
+    if not p.is_dir():
+        raise ConfigError("--resume: no run directory here", file=str(path), key=flag,
+                          expected="the --out directory of an interrupted run (drop --resume to start one)")
+    if marker and not (p / marker).exists():
+        raise ConfigError(f"--resume: no {marker} in this directory", file=str(path), key=flag,
+                          expected="the --out directory of an interrupted run (drop --resume to start one)")

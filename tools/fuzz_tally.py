@@ -48,12 +48,15 @@ def main(argv=None) -> int:
     print(mod.format_tally(tally))
     if "-v" in argv:
         for c, outcome, detail in results:
-            if outcome != "clean":
+            if outcome != ("accepted" if c.control else "clean"):
                 print(f"[{c.command}] {c.name}: {outcome}: {detail}")
     if "-a" in argv:
         for c, outcome, detail in results:
             print(f"[{c.command}] {c.name}: {outcome}: {detail}")
-    return 0 if all(o == "clean" for _, o, _ in results) else 1
+    for c, outcome, detail in results:
+        if c.control and outcome != "accepted":
+            print(f"control [{c.command}] {c.name} not accepted: {outcome}: {detail}")
+    return 0 if all(o == ("accepted" if c.control else "clean") for c, o, _ in results) else 1
 
 
 if __name__ == "__main__":

@@ -246,3 +246,20 @@ def test_load_pipeline_api_errors():
         pl.load_pipeline(SPEC, pes=3)
     assert not pl.is_pipeline_file(EYERISS) and pl.is_pipeline_file(SPEC)
     assert math.isclose(pl.load_pipeline(SPEC, onchip_bytes=0).onchip_bytes, 0)
+
+
+def test_evaluate_network_dispatches_pipeline(nature):
+    """evaluate_network (what re-costing code calls) accepts the pipeline description and returns
+    the NetworkResult attributes, FPS from the slowest stage."""
+    from a3cs_plugin.hardware.network import evaluate_network
+    res = evaluate_network([SPEC], nature, time_limit=float(TL))
+    assert isinstance(res, pl.PipelineResult)
+    assert [l.name for l in res.layers] == [lp.name for lp in nature]
+    assert res.fps == pytest.approx(1.0 / (max(l.cycles * l.count for l in res.layers) * res.cycle_seconds))
+    assert res.latency_s == pytest.approx(res.cycles * 1e-9) and res.edp == res.energy_pJ * res.cycles
+    assert res.macs == sum(lp.macs for lp in nature) and res.area_um2 > 0 and res.clock_source
+    assert all(l.mapping for l in res.layers)
+    with pytest.raises(ConfigError, match="stands alone"):
+        evaluate_network([SPEC, EYERISS], nature[:1])
+    with pytest.raises(ConfigError, match="built-in"):
+        evaluate_network([SPEC], nature[:1], backend="timeloop")

@@ -273,6 +273,10 @@ def evaluate_network(arch_files: Sequence[str | Path | dict] | str | Path, probl
     ``problems``: :class:`LayerProblem` objects (or plain Timeloop problem dicts, count 1).
     ``arch_files``: architecture (+ components, constraints, mapper settings) YAML files or dicts;
     any ``problem`` / ``mapping`` section in them is ignored.
+    A single pipeline description (a file or dict with a top-level ``pipeline`` key, e.g.
+    ``arch_specs/dnnbuilder_like.yaml``) returns a :class:`~a3cs_plugin.hardware.pipeline.PipelineResult`
+    with the same attributes (``layers`` are its stages; ``fps`` from the slowest stage; in-memory
+    cache only).
     ``cache``: ``True`` in-memory only, ``False``/``None`` no caching, or a JSON file path
     (read and updated, plus the in-memory cache).  ``time_limit`` is the mapper's budget per
     distinct layer.  ``backend="timeloop"`` maps every layer with the real ``timeloop-mapper``
@@ -286,6 +290,14 @@ def evaluate_network(arch_files: Sequence[str | Path | dict] | str | Path, probl
     arch_files = list(arch_files)
     if not arch_files:
         raise ConfigError("no accelerator specification given", key="arch", expected="one or more YAML files")
+    from . import pipeline as _pipeline
+    if _pipeline.is_pipeline_source(arch_files):
+        # a layer-pipelined design (arch_specs/dnnbuilder_like.yaml): one generated spec per stage
+        if ert is not None or art is not None or backend != "a3cs":
+            raise ConfigError("pipeline descriptions are costed with the built-in model, mapper and tables",
+                              key="backend/ert/art", expected="backend a3cs without ERT/ART")
+        return _pipeline.evaluate_pipeline(arch_files[0], list(problems), metric=metric, time_limit=time_limit,
+                                           seed=seed, cache=cache is not False and cache is not None)
     layers_in: list[LayerProblem] = []
     for i, p in enumerate(problems):
         if isinstance(p, LayerProblem):

@@ -46,7 +46,7 @@ from typing import Any, Sequence
 from ..errors import A3CSError, ConfigError
 from .workload import LayerProblem
 
-__all__ = ["PipelineConfig", "StagePlan", "StageResult", "PipelineResult", "is_pipeline_file",
+__all__ = ["PipelineConfig", "StagePlan", "StageResult", "PipelineResult", "is_pipeline_file", "is_pipeline_source",
            "load_pipeline", "plan_pipeline", "stage_spec", "evaluate_pipeline", "clear_cache"]
 
 RULES = ("balance_stage_cycles",)
@@ -178,6 +178,17 @@ def _apply(cfg: PipelineConfig, data: Any, schema: dict, file: str, prefix: str)
 
 def is_pipeline_data(data: Any) -> bool:
     return isinstance(data, dict) and "pipeline" in data
+
+
+def is_pipeline_source(sources: Sequence[Any]) -> bool:
+    """Whether ``sources`` (arch files or dicts) is one pipeline description; a pipeline description
+    mixed with other files raises."""
+    found = [s for s in sources if (is_pipeline_data(s) if isinstance(s, dict) else is_pipeline_file(s))]
+    if found and len(sources) != 1:
+        raise ConfigError("a pipeline description stands alone (its stage specs are generated)",
+                          file=str(found[0]) if not isinstance(found[0], dict) else None, key="arch",
+                          expected="only the pipeline description")
+    return bool(found)
 
 
 def is_pipeline_file(path: str | Path) -> bool:
@@ -533,6 +544,24 @@ class PipelineResult:
     def cycle_seconds(self) -> float:
         return self.config.global_cycle_seconds
 
+    # the attributes of a NetworkResult, so that code written for evaluate_network works unchanged
+    @property
+    def layers(self) -> list[StageResult]:
+        return self.stages
+
+    @property
+    def clock_source(self) -> str:
+        return "pipeline.global_cycle_seconds"
+
+    @property
+    def arch_files(self) -> list[str]:
+        return [self.config.source]
+
+    @property
+    def edp(self) -> float:
+        """Energy x latency cycles (pJ x cycles), as NetworkResult.edp."""
+        return self.energy_pJ * self.cycles
+
     @property
     def interval_cycles(self) -> float:
         return max(s.stage_cycles for s in self.stages)
@@ -596,7 +625,7 @@ class PipelineResult:
     def totals(self) -> dict:
         return {"energy_pJ": self.energy_pJ, "cycles": self.cycles, "latency_s": self.latency_s,
                 "fps": self.fps, "area_um2": self.area_um2, "macs": self.macs, "levels_pJ": self.levels_pJ,
-                "cycle_seconds": self.cycle_seconds, "clock_source": "pipeline.global_cycle_seconds",
+                "cycle_seconds": self.cycle_seconds, "clock_source": self.clock_source, "edp": self.edp,
                 "metric": self.metric, "layers": len(self.stages),
                 "searched": sum(1 for s in self.stages if not s.cached), **self.pipeline_summary()}
 

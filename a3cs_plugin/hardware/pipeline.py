@@ -669,8 +669,11 @@ class PipelineResult:
         for i, s in enumerate(self.stages):
             ax1.text(i, s.stage_cycles, f"{s.pes}", ha="center", va="bottom", fontsize=7)
         ax1.set_ylabel("cycles per inference")
-        ax1.set_title(f"{self.config.name}: {self.fps:,.0f} FPS, {self.pes} PEs (numbers on bars), "
-                      f"bottleneck in red")
+        c = self.config
+        budget = "no PE budget" if c.pe_budget is None else f"PE budget {c.pe_budget}"
+        area = "" if c.area_budget_mm2 is None else f", area budget {c.area_budget_mm2:g} mm^2"
+        ax1.set_title(f"{c.name} ({c.technology}, {c.datawidth}-bit, {budget}{area})\n{self.fps:,.0f} FPS, "
+                      f"{self.pes} PEs (on bars), {self.area_um2 * 1e-6:.2f} mm^2; bottleneck in red", fontsize=9)
         levels: list[str] = []
         for s in self.stages:
             levels += [k for k in s.levels_pJ if k not in levels]

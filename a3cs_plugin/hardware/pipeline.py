@@ -30,8 +30,11 @@ for any network, one Timeloop v0.4 spec per layer (a *stage*):
   stage latencies for one inference.
 
 :func:`evaluate_pipeline` maps every stage with the built-in mapper and returns a
-:class:`PipelineResult`.  Errors in the description raise :class:`ConfigError` naming the file and
-key.
+:class:`PipelineResult`; :func:`a3cs_plugin.hardware.network.evaluate_network` and ``a3cs hw net``
+call it for a pipeline description, and the result has :class:`NetworkResult`'s attributes
+(``layers`` = stages, ``fps``, ``latency_s``, ``energy_pJ``, ``area_um2``, ``edp``).  Under a PE
+budget the allocation is optimal for the slowest stage (no divisor choice within the budget has a
+faster one).  Errors in the description raise :class:`ConfigError` naming the file and key.
 """
 from __future__ import annotations
 

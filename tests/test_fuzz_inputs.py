@@ -3,7 +3,8 @@
 Every case must end in ONE clean ``a3cs: error: ...`` line on stderr and exit code 2, before any
 training, mapping or labelling starts.  A case fails on a traceback (any exception other than the
 CLI's ``A3CSError`` handling), on silent acceptance (exit 0, or reaching the point where the real
-work would start: :class:`Accepted`), or on an error message of more than one line.
+work would start: :class:`Accepted`), on an error message of more than one line, or, for the
+cases of :data:`MUST_SAY`, on a message that does not name the right file, key or remedy.
 
 The corpus is generated (:func:`build_corpus`) by mutating ``arch_specs/*.yaml``, the problems,
 ``arch_specs/mapper.yaml``, ``examples/tiny_pong.yaml``, an ``arch.json``, the shipped Pong
@@ -580,7 +581,7 @@ def _sentinels(stack: ExitStack) -> None:
 
 
 def run_case(case: Case, capsys) -> tuple[str, str]:
-    """``(outcome, detail)``: outcome is clean, traceback, accepted or multiline."""
+    """``(outcome, detail)``: outcome is clean, traceback, accepted, multiline or misleading."""
     from a3cs_plugin.cli.main import main
     capsys.readouterr()
     try:
@@ -601,6 +602,9 @@ def run_case(case: Case, capsys) -> tuple[str, str]:
         return "traceback", f"exit {rc}: {cap.err.strip()[-300:]}"
     if len(err) != 1 or not err[0].startswith("a3cs: error:"):
         return "multiline", " | ".join(err)[:300]
+    missing = [w for w in MUST_SAY.get((case.command, case.name), ()) if w not in err[0]]
+    if missing:
+        return "misleading", f"does not say {missing}: {err[0]}"
     return "clean", err[0]
 
 
@@ -622,11 +626,28 @@ def run_corpus(root: Path, capsys) -> tuple[list, dict]:
     return results, tally
 
 
+# cases whose message must name the right thing (the issue's "misleading" examples)
+MUST_SAY = {
+    ("hw model", "negative depth with a valid mapping"): ("attributes.depth", "architecture"),
+    ("hw net", "arch.json missing cell_05"): ("missing cell label 'cell_05'",),
+    ("hw net", "arch.json a gap (cell_05 missing, cell_14 given)"): ("cell_05",),
+    ("evaluate", "--checkpoint search run dir"): ("a3cs search", "a3cs retrain"),
+    ("evaluate", "--checkpoint search last.ckpt"): ("a3cs search", "a3cs retrain"),
+    ("search", "config:area_budget tiny"): ("area_budget_mm2", "smallest design"),
+    ("search", "config:cost_model_options.bogus"): ("hardware.cost_model_options.bogus",),
+    ("search", "config:fps_target=true"): ("fps_target", "boolean"),
+    ("search", "config:lambda=.inf"): ("hardware.lambda", "finite"),
+    ("hw map", "mapper:optimization_metrics=['speed']"): ("optimization_metrics", "speed"),
+    ("hw map", "--ert the problem file"): ("ERT",),
+    ("fit-surrogate", "--out the packaged surrogate"): ("--force",),
+}
+
+
 COMMANDS = ("hw model", "hw map", "hw net", "search", "train", "evaluate", "retrain", "fit-surrogate")
 
 
 def format_tally(tally: dict) -> str:
-    cols = ("cases", "clean", "traceback", "accepted", "multiline")
+    cols = ("cases", "clean", "traceback", "accepted", "multiline", "misleading")
     lines = [f"{'command':<16}" + "".join(f"{c:>11}" for c in cols)]
     total = Counter()
     for cmd in COMMANDS:
@@ -644,6 +665,7 @@ def test_fuzz_corpus_gives_one_clean_line_each(tmp_path, capsys, monkeypatch):
         sys.stdout.write("\n" + format_tally(tally) + "\n")
     assert sum(t["cases"] for t in tally.values()) >= 150
     assert set(tally) == set(COMMANDS)
+    assert set(MUST_SAY) <= {(c.command, c.name) for c, _, _ in results}
     controls = [f"[{c.command}] {c.name}: {outcome}: {detail}" for c, outcome, detail in results
                 if c.control and outcome != "accepted"]
     assert not controls, "valid inputs must be accepted:\n" + "\n".join(controls)

@@ -3,7 +3,8 @@
     python tools/fuzz_tally.py [-v]     # -v: also every case that is not clean
 
 Outcomes: clean (one ``a3cs: error:`` line, exit 2), traceback, accepted (exit 0 or the input
-reached the start of the real work), multiline (an error of more than one line).
+reached the start of the real work), multiline (an error of more than one line), misleading (a
+message that does not name what it must, for the cases listed in MUST_SAY).
 """
 from __future__ import annotations
 

@@ -110,8 +110,12 @@ def _search_checkpoint_hint(path: str) -> None:
         return
     if not (p.is_dir() and (p / "checkpoints" / "last.pt").is_file()):
         agents = [q for q in (run / "retrain" / "agent.pt", run / "finetune" / "agent.pt") if q.is_file()]
-        where = f"--checkpoint {agents[0]}" if agents else \
-            f"--checkpoint {run / 'finetune' / 'agent.pt'} (written when the search finishes)"
+        if agents:
+            where = f"--checkpoint {agents[0]}"
+        elif (run / "arch.json").is_file():
+            where = "the fine-tuned agent, which this run does not have (--no-retrain or finetune.frames: 0)"
+        else:
+            where = f"--checkpoint {run / 'finetune' / 'agent.pt'} (written when the search finishes)"
         raise CheckpointError("this is an `a3cs search` run (its last.ckpt is the supernet's search "
                               "state, not an agent)", file=str(path),
                               expected=f"{where}, or `a3cs retrain {run}` to train the derived agent")

@@ -362,6 +362,23 @@ def build_corpus(root: Path) -> list[Case]:
         cases.append(Case("hw model", f"mapping[{i}]+bogus",
                           ["hw", "model", *base, "--mapping",
                            w.text("map", _dump(_set(mtree, ("mapping", i, "bogus"), 1)))]))
+    # a constraints file (mutations of a valid one) with the fixed mapping
+    cons_good = {"constraints": {"version": 0.4, "targets": [
+        {"target": "DRAM", "type": "temporal", "factors": ["C=1"], "permutation": ["C", "M"]},
+        {"target": "shared_glb", "type": "dataspace", "keep": ["Inputs", "Outputs"]}]}}
+    tg = ("constraints", "targets", 0)
+    for name, mut in (("type bogus", _set(cons_good, tg + ("type",), "bogus")),
+                      ("target unknown", _set(cons_good, tg + ("target",), "nowhere")),
+                      ("factors C=abc", _set(cons_good, tg + ("factors",), ["C=abc"])),
+                      ("factors a number", _set(cons_good, tg + ("factors",), 5)),
+                      ("unknown key", _set(cons_good, tg + ("bogus",), 1)),
+                      ("section unknown key", _set(cons_good, ("constraints", "bogus"), 1)),
+                      ("entry not a mapping", _set(cons_good, ("constraints", "targets", 1), "DRAM")),
+                      ("keep unknown data space", _set(cons_good, ("constraints", "targets", 1, "keep"), ["Psums"]))):
+        f = w.text("constraints", _dump(mut))
+        cases.append(Case("hw model", f"constraints {name}", ["hw", "model", *base, f, "--mapping", str(mapping)]))
+        cases.append(Case("hw map", f"constraints {name}", ["hw", "map", *base, f, *fast_map]))
+    cons_file = w.text("constraints_good", _dump(cons_good))
     cases.append(Case("hw model", "no mapping", ["hw", "model", *base]))
     for name, f in _common_file_mutations(w, "mapping", mapping)[:4]:
         cases.append(Case("hw model", "mapping " + name, ["hw", "model", *base, "--mapping", f]))
@@ -552,6 +569,7 @@ def build_corpus(root: Path) -> list[Case]:
 
     # ---- controls: the valid inputs every mutation starts from
     cases += [Case("hw map", "valid", ["hw", "map", str(good), str(PROBLEM), str(MAPPER), *fast_map], True),
+              Case("hw map", "valid constraints", ["hw", "map", *base, cons_file, *fast_map], True),
               Case("hw model", "valid", ["hw", "model", *base, "--mapping", str(mapping)], True),
               Case("hw net", "valid", [*net, "--arch", "eyeriss_like", "--agent", str(arch_json)], True),
               Case("search", "valid", ["search", str(CONFIG), "--out", str(out_dir)], True),

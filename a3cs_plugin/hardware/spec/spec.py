@@ -84,13 +84,22 @@ def load_spec(paths, ert=None, art=None) -> Spec:
     for ck in ("constraints", "architecture_constraints", "mapspace_constraints"):
         c = merged.get(ck)
         if isinstance(c, dict):
+            bad = [k for k in c if k not in ("version", "targets")]
+            if bad:
+                raise SpecError(f"unknown key of the {ck} section", file=origin[ck], key=f"{ck}.{bad[0]}",
+                                expected="version, targets")
             c = c.get("targets") or []
         if c:
             if not isinstance(c, list):
                 raise SpecError("constraints must be a list", file=origin[ck], key=ck)
             constraints.extend(c)
-    for lv in arch.levels:
-        constraints.extend(lv.constraints)
+    from .validate import check_constraints
+    sections = [origin[k] for k in ("constraints", "architecture_constraints", "mapspace_constraints")
+                if k in origin]
+    check_constraints(constraints, arch, ",".join(sections) or origin["architecture"], dsn)
+    node_constraints = [c for lv in arch.levels for c in lv.constraints]
+    check_constraints(node_constraints, arch, origin["architecture"], dsn)
+    constraints.extend(node_constraints)
     from .validate import check_mapper
     mapper = check_mapper(merged.get("mapper"), origin.get("mapper", "<spec>"))
     # energy / area

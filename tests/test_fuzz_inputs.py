@@ -315,7 +315,7 @@ def build_corpus(root: Path) -> list[Case]:
         cases.append(Case("hw map", name, ["hw", "map", str(good), str(PROBLEM), f, *fast_map]))
     base = [str(good), str(PROBLEM)]
     for flag, bad in (("--time-limit", "nan"), ("--time-limit", "inf"), ("--time-limit", "0"),
-                      ("--time-limit", "-1"), ("--metric", "speed"), ("--seed", "x"),
+                      ("--time-limit", "-1"), ("--metric", "speed"), ("--seed", "x"), ("--seed", "-1"),
                       ("--timeloop-version", "v9"), ("--split", "half"), ("--backend", "gpu")):
         cases.append(Case("hw map", f"{flag} {bad}", ["hw", "map", *base, flag, bad]))
     # ERT / ART files that are not ERT / ART
@@ -395,6 +395,7 @@ def build_corpus(root: Path) -> list[Case]:
     arch_json.write_text(json.dumps(arch))
     for name, argv in (
             ("--time-limit nan", ["hw", "net", "--arch", "eyeriss_like", "--model", "nature_cnn", "--time-limit", "nan"]),
+            ("--seed -2", [*net, "--arch", "eyeriss_like", "--model", "nature_cnn", "--seed", "-2"]),
             ("--num-actions 0", [*net, "--arch", "eyeriss_like", "--model", "nature_cnn", "--num-actions", "0"]),
             ("--batch -1", [*net, "--arch", "eyeriss_like", "--model", "nature_cnn", "--batch", "-1"]),
             ("--model nope", [*net, "--arch", "eyeriss_like", "--model", "nope"]),
@@ -441,6 +442,7 @@ def build_corpus(root: Path) -> list[Case]:
             ("--agent nope", ["train", "--agent", "nope", "--game", "Pong", "--frames", "1k", *tout]),
             ("--game Nope", ["train", "--agent", "nature_cnn", "--game", "Nope", "--frames", "1k", *tout]),
             ("--num-envs 0", [*tr, *tout, "--num-envs", "0"]),
+            ("--seed -1", [*tr, *tout, "--seed", "-1"]),
             ("--num-envs -3", [*tr, *tout, "--num-envs", "-3"]),
             ("--hp num_steps=abc", [*tr, *tout, "--hp", "num_steps=abc"]),
             ("--hp num_steps=0", [*tr, *tout, "--hp", "num_steps=0"]),
@@ -499,6 +501,7 @@ def build_corpus(root: Path) -> list[Case]:
     for name, argv in (("--teacher Tennis", ["evaluate", "--game", "Tennis", "--teacher", "Tennis"]),
                        ("--teacher and --checkpoint", [*ev, "--teacher", "Pong", "--checkpoint", str(TEACHER)]),
                        ("neither", [*ev]),
+                       ("--seed -5", [*ev, "--teacher", "Pong", "--seed", "-5"]),
                        ("--episodes 0", ["evaluate", "--game", "Pong", "--teacher", "Pong", "--episodes", "0"]),
                        ("--episodes -1", ["evaluate", "--game", "Pong", "--teacher", "Pong", "--episodes", "-1"]),
                        ("--threads 0", [*ev, "--teacher", "Pong", "--threads", "0"]),
@@ -540,6 +543,7 @@ def build_corpus(root: Path) -> list[Case]:
     tmpl_tree = _load(ARCH / "templates" / "simple_array.yaml")
     for name, argv in (
             ("--samples 0", [*fs, *fout, "--samples", "0"]),
+            ("--seed -1", [*fs, *fout, "--seed", "-1"]),
             ("--samples -5", [*fs, *fout, "--samples", "-5"]),
             ("--samples x", [*fs, *fout, "--samples", "x"]),
             ("--heldout 0", [*fs, *fout, "--heldout", "0"]),

@@ -47,3 +47,15 @@ def resume_dir(flag: str, path, marker: str) -> None:
     if marker and not (p / marker).exists():
         raise ConfigError(f"--resume: no {marker} in this directory", file=str(path), key=flag,
                           expected="the --out directory of an interrupted run (drop --resume to start one)")
+
+
+def seed(text: str) -> int:
+    """argparse type of ``--seed``: an integer >= 0 (numpy's generators reject negative seeds)."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected an integer >= 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected an integer >= 0")
+    return value

@@ -44,6 +44,11 @@ def _apply_semantics(args) -> dict:
     return {"TIMELOOP_DISABLE_LINK_TRANSFERS": "1"} if not engine.LINK_TRANSFERS else {}
 
 
+def _seed(text: str) -> int:
+    from a3cs_plugin.cli.checks import seed
+    return seed(text)
+
+
 def register(subparsers) -> None:
     hw = subparsers.add_parser("hw", help="accelerator model and mapper (Timeloop-compatible)")
     sub = hw.add_subparsers(dest="hw_command", metavar="HW_COMMAND", parser_class=type(hw))
@@ -55,7 +60,7 @@ def register(subparsers) -> None:
     _add_common(pp)
     pp.add_argument("--metric", default="edp", choices=("edp", "energy", "delay"))
     pp.add_argument("--time-limit", type=float, default=30.0, metavar="SEC")
-    pp.add_argument("--seed", type=int, default=0)
+    pp.add_argument("--seed", type=_seed, default=0)
     pp.set_defaults(func=cmd_map)
     pn = sub.add_parser("net", help="cost a whole network (zoo agent or searched agent) on an accelerator")
     pn.add_argument("--arch", nargs="+", required=True, metavar="ACCEL.yaml",
@@ -69,7 +74,7 @@ def register(subparsers) -> None:
     pn.add_argument("--art", metavar="ART.yaml", help="Accelergy area reference table")
     pn.add_argument("--metric", default="edp", choices=("edp", "energy", "delay"))
     pn.add_argument("--time-limit", type=float, default=3.0, metavar="SEC", help="mapper budget per distinct layer")
-    pn.add_argument("--seed", type=int, default=0)
+    pn.add_argument("--seed", type=_seed, default=0)
     pn.add_argument("--out", metavar="DIR", help="also write report.json, report.md and energy.png here")
     pn.add_argument("--json", action="store_true", help="print one JSON object")
     pn.add_argument("--pe-budget", metavar="N", default=None,
@@ -92,7 +97,7 @@ def register(subparsers) -> None:
                     help="surrogate file (default: <template>.pt in the working directory)")
     pf.add_argument("--force", action="store_true",
                     help="allow replacing a surrogate that ships with a3cs (a3cs_plugin/surrogates/)")
-    pf.add_argument("--seed", type=int, default=0)
+    pf.add_argument("--seed", type=_seed, default=0)
     pf.add_argument("--time-limit", type=float, default=1.0, metavar="SEC", help="mapper cap per point")
     pf.add_argument("--max-evaluations", type=int, default=10000,
                     help="mapper evaluations per point (0 = time limit only); keeps labels load-independent")

@@ -166,6 +166,11 @@ def cmd_teacher_ship(args) -> int:
     return 0
 
 
+def _seed(text: str) -> int:
+    from a3cs_plugin.cli.checks import seed
+    return seed(text)
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a zoo agent on an Atari game (PPO/A2C)",
                               description="Train a zoo agent with PPO or A2C, optionally "
@@ -175,7 +180,7 @@ def register(subparsers) -> None:
     p.add_argument("--frames", required=True, help="emulator frames, e.g. 10M, 500k, 1e6")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--algo", default="ppo", choices=["ppo", "a2c"])
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=_seed, default=1)
     p.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
     p.add_argument("--teacher", help="teacher: a game with a shipped teacher, or a checkpoint")
     p.add_argument("--distill-actor", type=float, default=None, help="weight of KL(pi_T||pi_S)")
@@ -201,7 +206,7 @@ def register(subparsers) -> None:
     e.add_argument("--checkpoint", help="checkpoint file or run directory")
     e.add_argument("--game", required=True)
     e.add_argument("--episodes", type=int, default=30)
-    e.add_argument("--seed", type=int, default=12345)
+    e.add_argument("--seed", type=_seed, default=12345)
     e.add_argument("--greedy", action="store_true", help="arg-max actions instead of sampling")
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--json", action="store_true", help="print one JSON line")

@@ -202,6 +202,20 @@ def _common_file_mutations(w: _Writer, stem: str, good: Path):
     ]
 
 
+def _template_mutations(tree):
+    """Mutations of a design-space template (arch_specs/templates/*.yaml)."""
+    out = []
+    for p in ("pe_x", "glb_kib", "dataflow", "clock_mhz"):
+        for bad in ([], [0], [-4], "abc", [True], None):
+            out.append((f"parameters.{p}.choices={bad!r}", _set(tree, ("parameters", p, "choices"), bad)))
+        out.append((f"parameters.{p}.default not a choice", _set(tree, ("parameters", p, "default"), 999)))
+        out.append((f"parameters.{p}+bogus", _set(tree, ("parameters", p, "bogus"), 1)))
+    out.append(("parameters.clock_mhz.search=maybe", _set(tree, ("parameters", "clock_mhz", "search"), "maybe")))
+    out.append(("parameters a list", _set(tree, ("parameters",), [1])))
+    out.append(("no architecture", _del(tree, ("architecture",))))
+    return out
+
+
 def _config_mutations(tree):
     """Mutations of the search config (examples/tiny_pong.yaml)."""
     out = []
@@ -427,6 +441,24 @@ def build_corpus(root: Path) -> list[Case]:
         cases.append(Case("search", name, ["search", f, "--out", str(out_dir)]))
     for name, f in _common_file_mutations(w, "config", CONFIG):
         cases.append(Case("search", "config " + name, ["search", f, "--out", str(out_dir)]))
+    # --resume into runs whose checkpoint is damaged
+    def _resume_dir(name, ckpt_rel, data, config=True):
+        d = root / f"resume_{name}"
+        (d / ckpt_rel).parent.mkdir(parents=True)
+        (d / ckpt_rel).write_bytes(data)
+        if config:
+            shutil.copyfile(CONFIG, d / "config.yaml")
+        return str(d)
+    raw_t = TEACHER.read_bytes()
+    for name, data in (("truncated", raw_t[: len(raw_t) // 3]), ("garbage", NOT_UTF8 * 10), ("empty", b"")):
+        cases.append(Case("search", f"--resume, last.ckpt {name}",
+                          ["search", str(CONFIG), "--out", _resume_dir("s" + name, "checkpoints/last.ckpt", data), "--resume"]))
+        cases.append(Case("train", f"--resume, last.pt {name}",
+                          ["train", "--agent", "nature_cnn", "--game", "Pong", "--frames", "1k", "--resume",
+                           "--out", _resume_dir("t" + name, "checkpoints/last.pt", data, config=False)]))
+    cases.append(Case("search", "--resume with another config",
+                      ["search", w.text("config", yaml.safe_dump({**ctree, "seed": 7})), "--out",
+                       _resume_dir("changed", "checkpoints/last.ckpt", b""), "--resume"]))
     cases += [Case("search", "--out is a file", ["search", str(CONFIG), "--out", str(PROBLEM)]),
               Case("search", "--resume without a run", ["search", str(CONFIG), "--out", str(root / "no_run"), "--resume"]),
               Case("search", "--frames abc", ["search", str(CONFIG), "--out", str(out_dir), "--frames", "abc"]),
@@ -466,7 +498,11 @@ def build_corpus(root: Path) -> list[Case]:
             ("--algo sac", [*tr, *tout, "--algo", "sac"]),
             ("--precision fp8", [*tr, *tout, "--precision", "fp8"]),
             ("--out is a file", [*tr, "--out", str(PROBLEM)]),
-            ("--resume without a run", [*tr, "--out", str(root / "no_train_run"), "--resume"])):
+            ("--resume without a run", [*tr, "--out", str(root / "no_train_run"), "--resume"]),
+            ("--resume, last.pt an agent file", [*tr, "--resume", "--out",
+                                                 _resume_dir("tagent", "checkpoints/last.pt", TEACHER.read_bytes(), config=False)]),
+            ("--init garbage", [*tr, *tout, "--init", w.text("init_garbage", NOT_UTF8, ".pt")]),
+            ("--teacher garbage", [*tr, *tout, "--teacher", w.text("teacher_garbage2", NOT_UTF8, ".pt")])):
         cases.append(Case("train", name, argv))
 
     # ---- evaluate: checkpoints mutated from the shipped teacher, and a search run
@@ -570,6 +606,13 @@ def build_corpus(root: Path) -> list[Case]:
             ("--cache a directory", [*fs, *fout, "--cache", str(root)]),
             ("--cache garbage lines", [*fs, *fout, "--cache", w.text("cache_bad", "{not json\n[1, 2]\n", ".jsonl")])):
         cases.append(Case("fit-surrogate", name, argv))
+    # design-space template mutations (fit-surrogate --template FILE; a few as a search's template)
+    for i, (name, mut) in enumerate(_template_mutations(tmpl_tree)):
+        f = w.text("template", _dump(mut))
+        cases.append(Case("fit-surrogate", "template " + name, ["hw", "fit-surrogate", "--template", f, *fout]))
+        if i % 6 == 0:
+            cfg = yaml.safe_dump(_set(_set(ctree, ("hardware", "template"), f), ("hardware", "baselines"), []))
+            cases.append(Case("search", "template " + name, ["search", w.text("config", cfg), "--out", str(out_dir)]))
 
     # ---- controls: the valid inputs every mutation starts from
     cases += [Case("hw map", "valid", ["hw", "map", str(good), str(PROBLEM), str(MAPPER), *fast_map], True),

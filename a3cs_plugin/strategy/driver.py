@@ -218,6 +218,13 @@ def run_search(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, rec
     elif (out / CKPT_DIR / "last.ckpt").exists() and not resume:
         raise CheckpointError("run directory already holds a search", file=str(out),
                               expected="--resume, or a new --out directory")
+    last = out / CKPT_DIR / "last.ckpt"
+    if resume and last.is_file():
+        import zipfile
+        if not zipfile.is_zipfile(last):   # torch.save writes a zip: a cut or foreign file is not one
+            raise CheckpointError("corrupt or unreadable search checkpoint (not a torch zip archive)",
+                                  file=str(last), expected="the last.ckpt of an interrupted a3cs search, "
+                                  "or a new --out directory")
     torch.set_num_threads(cfg.threads or min(2, torch.get_num_threads()))
     _quiet_nni()
 

@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from a3cs_plugin.cli import checks
 from a3cs_plugin.errors import ConfigError
 
 
@@ -44,11 +45,6 @@ def _apply_semantics(args) -> dict:
     return {"TIMELOOP_DISABLE_LINK_TRANSFERS": "1"} if not engine.LINK_TRANSFERS else {}
 
 
-def _seed(text: str) -> int:
-    from a3cs_plugin.cli.checks import seed
-    return seed(text)
-
-
 def register(subparsers) -> None:
     hw = subparsers.add_parser("hw", help="accelerator model and mapper (Timeloop-compatible)")
     sub = hw.add_subparsers(dest="hw_command", metavar="HW_COMMAND", parser_class=type(hw))
@@ -60,7 +56,7 @@ def register(subparsers) -> None:
     _add_common(pp)
     pp.add_argument("--metric", default="edp", choices=("edp", "energy", "delay"))
     pp.add_argument("--time-limit", type=float, default=30.0, metavar="SEC")
-    pp.add_argument("--seed", type=_seed, default=0)
+    pp.add_argument("--seed", type=checks.seed, default=0)
     pp.set_defaults(func=cmd_map)
     pn = sub.add_parser("net", help="cost a whole network (zoo agent or searched agent) on an accelerator")
     pn.add_argument("--arch", nargs="+", required=True, metavar="ACCEL.yaml",
@@ -74,7 +70,7 @@ def register(subparsers) -> None:
     pn.add_argument("--art", metavar="ART.yaml", help="Accelergy area reference table")
     pn.add_argument("--metric", default="edp", choices=("edp", "energy", "delay"))
     pn.add_argument("--time-limit", type=float, default=3.0, metavar="SEC", help="mapper budget per distinct layer")
-    pn.add_argument("--seed", type=_seed, default=0)
+    pn.add_argument("--seed", type=checks.seed, default=0)
     pn.add_argument("--out", metavar="DIR", help="also write report.json, report.md and energy.png here")
     pn.add_argument("--json", action="store_true", help="print one JSON object")
     pn.add_argument("--pe-budget", metavar="N", default=None,
@@ -97,7 +93,7 @@ def register(subparsers) -> None:
                     help="surrogate file (default: <template>.pt in the working directory)")
     pf.add_argument("--force", action="store_true",
                     help="allow replacing a surrogate that ships with a3cs (a3cs_plugin/surrogates/)")
-    pf.add_argument("--seed", type=_seed, default=0)
+    pf.add_argument("--seed", type=checks.seed, default=0)
     pf.add_argument("--time-limit", type=float, default=1.0, metavar="SEC", help="mapper cap per point")
     pf.add_argument("--max-evaluations", type=int, default=10000,
                     help="mapper evaluations per point (0 = time limit only); keeps labels load-independent")
@@ -174,7 +170,6 @@ def cmd_model(args) -> int:
 
 
 def cmd_map(args) -> int:
-    from a3cs_plugin.cli import checks
     checks.positive_seconds("--time-limit", args.time_limit)
     env = _apply_semantics(args)
     spec = _load(args)
@@ -210,7 +205,6 @@ def cmd_net(args) -> int:
     from a3cs_plugin.agents import network_problems
     from a3cs_plugin.hardware.network import evaluate_network
 
-    from a3cs_plugin.cli import checks
     checks.positive_seconds("--time-limit", args.time_limit)
     args.arch = [_resolve_arch(a) for a in args.arch]
     checks.out_dir("--out", args.out)
@@ -313,7 +307,6 @@ def cmd_fit_surrogate(args) -> int:
 
     from a3cs_plugin.hardware.surrogate.fit import fit_surrogate
 
-    from a3cs_plugin.cli import checks
     checks.positive_seconds("--time-limit", args.time_limit)
     for key, val, low in (("--samples", args.samples, 20), ("--heldout", args.heldout, 1),
                           ("--workers", args.workers, 1), ("--steps", args.steps, 1),

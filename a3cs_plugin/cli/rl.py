@@ -7,6 +7,7 @@ import re
 import sys
 from pathlib import Path
 
+from a3cs_plugin.cli import checks
 from a3cs_plugin.errors import CheckpointError, ConfigError
 
 _FRAMES_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgG]?)\s*$")
@@ -55,7 +56,6 @@ def cmd_train(args) -> int:
     from a3cs_plugin.agents.zoo import build_agent
 
     from a3cs_plugin.rl.teacher import teacher_path
-    from a3cs_plugin.cli import checks
     build_agent(args.agent, 2)          # validate names before any env/tensorboard work
     checks.at_least("--num-envs", args.num_envs)
     checks.at_least("--threads", args.threads, 0)
@@ -95,18 +95,18 @@ def _check_init(cfg) -> None:
     init = load_checkpoint(cfg.init)
     n = env_spec(cfg.game).num_actions
     if int(init["num_actions"]) != n or init["agent"] != cfg.agent:
-        from a3cs_plugin.errors import ConfigError as _CE
-        raise _CE("--init weights are for another agent or game", file=cfg.init, key="--init",
-                  expected=f"{cfg.agent} with {n} actions",
-                  got=f"{init['agent']} with {init['num_actions']} actions")
+        raise ConfigError("--init weights are for another agent or game", file=cfg.init, key="--init",
+                          expected=f"{cfg.agent} with {n} actions",
+                          got=f"{init['agent']} with {init['num_actions']} actions")
 
 
 def _search_checkpoint_hint(path: str) -> None:
     """A search run directory or its Lightning ``last.ckpt`` is not an agent file: say what it is."""
     p = Path(path)
     run = p if p.is_dir() else (p.parent.parent if p.name == "last.ckpt" else None)
-    if run is None or not ((run / "arch.json").is_file() or (run / "config.yaml").is_file()
-                           and (run / "checkpoints" / "last.ckpt").is_file()):
+    is_search = run is not None and ((run / "arch.json").is_file() or
+                                     ((run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()))
+    if not is_search:
         return
     if not (p.is_dir() and (p / "checkpoints" / "last.pt").is_file()):
         agents = [q for q in (run / "retrain" / "agent.pt", run / "finetune" / "agent.pt") if q.is_file()]
@@ -129,7 +129,6 @@ def cmd_evaluate(args) -> int:
     if bool(args.teacher) == bool(args.checkpoint):
         raise ConfigError("give exactly one of --teacher GAME|PATH or --checkpoint PATH",
                           key="teacher/checkpoint")
-    from a3cs_plugin.cli import checks
     checks.at_least("--episodes", args.episodes)
     checks.at_least("--threads", args.threads)
     if args.checkpoint:
@@ -157,18 +156,12 @@ def cmd_evaluate(args) -> int:
 
 def cmd_teacher_ship(args) -> int:
     from a3cs_plugin.teachers.ship import ship
-    from a3cs_plugin.cli import checks
     from a3cs_plugin.teachers.ship import TEACHER_DIR
     checks.at_least("--episodes", args.episodes)
     info = ship(args.run_dir, args.game, episodes=args.episodes, fp16=not args.fp32,
                 skip_eval=args.no_eval, out_dir=args.out or TEACHER_DIR, force=args.force)
     print(json.dumps(info))
     return 0
-
-
-def _seed(text: str) -> int:
-    from a3cs_plugin.cli.checks import seed
-    return seed(text)
 
 
 def register(subparsers) -> None:
@@ -180,7 +173,7 @@ def register(subparsers) -> None:
     p.add_argument("--frames", required=True, help="emulator frames, e.g. 10M, 500k, 1e6")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--algo", default="ppo", choices=["ppo", "a2c"])
-    p.add_argument("--seed", type=_seed, default=1)
+    p.add_argument("--seed", type=checks.seed, default=1)
     p.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
     p.add_argument("--teacher", help="teacher: a game with a shipped teacher, or a checkpoint")
     p.add_argument("--distill-actor", type=float, default=None, help="weight of KL(pi_T||pi_S)")
@@ -206,7 +199,7 @@ def register(subparsers) -> None:
     e.add_argument("--checkpoint", help="checkpoint file or run directory")
     e.add_argument("--game", required=True)
     e.add_argument("--episodes", type=int, default=30)
-    e.add_argument("--seed", type=_seed, default=12345)
+    e.add_argument("--seed", type=checks.seed, default=12345)
     e.add_argument("--greedy", action="store_true", help="arg-max actions instead of sampling")
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--json", action="store_true", help="print one JSON line")

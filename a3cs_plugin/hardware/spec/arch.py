@@ -448,10 +448,15 @@ def _parse_v03(arch: dict, file: str, variables: dict) -> Architecture:
     top = {"name": None, "attrs": {}}
 
     def walk(tree: dict, mult: int, inherited: dict, path: str):
+        if not isinstance(tree, dict) or not isinstance(tree.get("attributes") or {}, dict):
+            raise SpecError("subtree and its attributes must be mappings", file=file, key=path)
         name, count = strip_range(tree.get("name", "system"))
         if top["name"] is None:
             top["name"], top["attrs"] = name, dict(tree.get("attributes") or {})
-        attrs = {**inherited, **{k: resolve_value(v, inherited) for k, v in (tree.get("attributes") or {}).items()}}
+        own = {k: resolve_value(v, inherited) for k, v in (tree.get("attributes") or {}).items()}
+        from .validate import check_attributes
+        check_attributes(own, file, path + ".attributes")
+        attrs = {**inherited, **own}
         mult = mult * count
         for i, loc in enumerate(tree.get("local") or []):
             lp = f"{path}.local[{i}]"

@@ -32,6 +32,7 @@ ARCH = REPO / "arch_specs"
 PROBLEM = ARCH / "problems" / "nature_conv1.yaml"
 MAPPER = ARCH / "mapper.yaml"
 CONFIG = REPO / "examples" / "tiny_pong.yaml"
+QUICK = REPO / "examples" / "quick_pong.yaml"
 TEACHER = REPO / "a3cs_plugin" / "teachers" / "pong.pt"
 
 NOT_UTF8 = b"\xff\xfe\x00bad \xc3\x28 bytes\n"
@@ -308,7 +309,7 @@ def build_corpus(root: Path) -> list[Case]:
     fast_map = ["--time-limit", "0.05"]
 
     # ---- hw map: every arch spec, the problem, the mapper settings
-    for design in ("simple_ws", "eyeriss_like", "simba_like"):
+    for design in ("simple_ws", "simple_os", "eyeriss_like", "simba_like"):
         good = ARCH / f"{design}.yaml"
         tree = _load(good)
         for name, mut in _spec_mutations(tree, design):
@@ -439,6 +440,11 @@ def build_corpus(root: Path) -> list[Case]:
     for name, mut in _config_mutations(ctree):
         f = w.text("config", yaml.safe_dump(mut))
         cases.append(Case("search", name, ["search", f, "--out", str(out_dir)]))
+    qtree = yaml.safe_load(QUICK.read_text())
+    for i, (name, mut) in enumerate(_config_mutations(qtree)):
+        if i % 3 == 0:      # a third of them: the same kinds as tiny_pong's, on the other example
+            f = w.text("quick", yaml.safe_dump(mut))
+            cases.append(Case("search", "quick_pong " + name, ["search", f, "--out", str(out_dir)]))
     for name, f in _common_file_mutations(w, "config", CONFIG):
         cases.append(Case("search", "config " + name, ["search", f, "--out", str(out_dir)]))
     # --resume into runs whose checkpoint is damaged
@@ -565,8 +571,13 @@ def build_corpus(root: Path) -> list[Case]:
             yaml.safe_dump({**ctree, "bogus": 1}))),
         ("config.yaml list", lambda d: (d / "config.yaml").write_text("- 1\n")),
     ]
+    for i, (name, mut) in enumerate(_config_mutations(ctree)):
+        if i % 10 == 0:     # the run's saved config.yaml damaged
+            text = yaml.safe_dump(mut)
+            variants.append((f"config.yaml {name}", lambda d, text=text: (d / "config.yaml").write_text(text)))
     for name, edit in variants:
-        cases.append(Case("retrain", name, ["retrain", _run_variant(name.replace(" ", "_").replace(".", "_"), edit), *rt]))
+        slug = "".join(ch if ch.isalnum() else "_" for ch in name)[:60]
+        cases.append(Case("retrain", name, ["retrain", _run_variant(f"{len(cases)}_{slug}", edit), *rt]))
     cases += [Case("retrain", "missing dir", ["retrain", str(root / "no_such_run"), *rt]),
               Case("retrain", "a file", ["retrain", str(PROBLEM), *rt]),
               Case("retrain", "--frames abc", ["retrain", str(run), "--frames", "abc"]),

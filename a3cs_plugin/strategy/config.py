@@ -298,9 +298,25 @@ def parse_config(data: Any, source: str = "config") -> RunConfig:
         got = err.get("input") if err.get("type") != "missing" and loc else None
         msg = err.get("msg", "invalid value").replace("\n", " ").removeprefix("Value error, ")
         inner = (err.get("ctx") or {}).get("error")
+        expected = None
         if isinstance(inner, _Keyed):       # a model-level check that knows the exact key
             loc, got, msg = loc + [inner.key], inner.got, str(inner)
-        raise ConfigError(msg, file=source, key=".".join(loc) or None, got=got) from None
+        elif err.get("type") == "extra_forbidden":
+            names = _section_keys(loc[:-1])
+            msg, got, expected = "unknown key", None, ("one of " + ", ".join(names)) if names else None
+        raise ConfigError(msg, file=source, key=".".join(loc) or None, expected=expected, got=got) from None
+
+
+def _section_keys(loc: list) -> list:
+    """The keys a section of the config accepts (``loc``: its path from the top)."""
+    model: Any = RunConfig
+    for part in loc:
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        ann = field.annotation if field is not None else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return [f.alias or n for n, f in model.model_fields.items()]
 
 
 _TYPE_NAMES = {"float", "int", "str", "bool", "function-after", "function-before", "function-wrap"}

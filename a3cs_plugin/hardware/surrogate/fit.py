@@ -356,7 +356,10 @@ def report_markdown(r: dict) -> str:
     if nz:
         cmd += f" --noise-check {nz['n']}"
     lines += ["", "Reproduce (labels are cached in `runs/surrogate_labels/`; `--workers` sets the label "
-                  "processes and does not change the labels):", "", f"    {cmd}"]
+                  "processes and does not change the labels; the fit goes to "
+                  f"`{r['template']}.pt` in the working directory, and `--out "
+                  f"a3cs_plugin/surrogates/{r['template']}.pt --force` replaces the shipped one):",
+              "", f"    {cmd}"]
     sp_ok = h["energy_spearman"] >= 0.98 and h["cycles_spearman"] >= 0.98
     lines += ["", f"Goal (Spearman >= 0.98, MAPE <= 5 %) on held-out: **{'met' if ok(h) else 'not met'}** "
                   f"(Spearman {'met' if sp_ok else 'not met'}).",

@@ -244,7 +244,8 @@ def write_readme(out_dir: str | Path = TEACHER_DIR) -> Path:
         lines.append(f"| weights | {'fp16' if ck.get('fp16') else 'fp32'} "
                      f"({pt.stat().st_size / 1e6:.1f} MB); fp16 check: "
                      f"{json.dumps(ck.get('fp16_fidelity'))} |")
-        lines.append(f"| shipped | {ck.get('shipped_at')} from `{ck.get('source_run')}` |\n")
+        src = Path(str(ck.get("source_run"))).name   # older teachers recorded a full path
+        lines.append(f"| shipped | {ck.get('shipped_at')} from `{src}` |\n")
         png = pt.with_name(f"{pt.stem}_curve.png")
         if png.exists():
             lines.append(f"![training curve]({png.name})\n")

@@ -225,7 +225,7 @@ def _config_mutations(tree):
             continue
         bads = []
         if isinstance(value, bool):
-            bads = ["yes please", 3]
+            bads = ["yes please", 3, 1, "true"]
         elif isinstance(value, (int, float)):
             bads = [True, "abc", -1, float("inf"), float("nan")]
         elif isinstance(value, str):

@@ -41,10 +41,14 @@ class _Strict(BaseModel):
     @classmethod
     def _no_bool_numbers(cls, v, info):
         field = cls.model_fields.get(info.field_name)
-        if field is not None and not _accepts_bool(field.annotation):
+        if field is None:
+            return v
+        if not _accepts_bool(field.annotation):
             items = v if isinstance(v, list) else [v]
             if any(isinstance(x, bool) for x in items):
                 raise ValueError("expected a number or a name, not a boolean")
+        elif field.annotation in (bool, Optional[bool]) and v is not None and not isinstance(v, bool):
+            raise ValueError("expected true or false")    # not 1, 0 or "yes" (pydantic's lax bool)
         return v
 
 

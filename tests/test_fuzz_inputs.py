@@ -306,7 +306,7 @@ def build_corpus(root: Path) -> list[Case]:
     root.mkdir(parents=True, exist_ok=True)
     w = _Writer(root)
     cases: list[Case] = []
-    fast_map = ["--time-limit", "0.05"]
+    fast_map = ["--time-limit", "0.2"]   # only valid inputs reach the mapper (the controls)
 
     # ---- hw map: every arch spec, the problem, the mapper settings
     for design in ("simple_ws", "simple_os", "eyeriss_like", "simba_like"):
@@ -403,7 +403,7 @@ def build_corpus(root: Path) -> list[Case]:
                       ["hw", "model", neg, str(PROBLEM), "--mapping", str(mapping)]))
 
     # ---- hw net
-    net = ["hw", "net", "--time-limit", "0.02"]
+    net = ["hw", "net", "--time-limit", "0.1"]
     arch_json = root / "arch_good.json"
     from a3cs_plugin.agents.arch import cell_labels
     arch = {lab: "k3_e1" for lab in cell_labels(14)}

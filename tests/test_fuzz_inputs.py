@@ -266,6 +266,10 @@ def _config_mutations(tree):
         ("config:search.warmup_frac=1", _set(tree, ("search", "warmup_frac"), 1.0)),
         ("config:template=nope", _set(tree, hw + ("template",), "no_such_template")),
         ("config:hardware=str", _set(tree, hw, "eyeriss")),
+        ("config:agent unknown", _set(tree, ("agent",), "no_such_agent")),
+        ("config:agent missing file", _set(tree, ("agent",), "/nonexistent/arch.json")),
+        ("config:agent a YAML file", _set(tree, ("agent",), str(PROBLEM))),
+        ("config:agent=3", _set(tree, ("agent",), 3)),
     ]
     return out
 

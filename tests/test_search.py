@@ -37,8 +37,8 @@ def test_example_configs_parse_and_embedded_quick_config_matches():
     quick = load_config(EXAMPLES / "quick_pong.yaml")
     assert parse_config(yaml.safe_load(QUICK_PONG_YAML)) == quick
     assert quick.search.num_cells == 14 and quick.search.supernet == "single-path"
-    assert quick.plan() == {"warmup": 13, "search": 51, "updates": 64, "epochs": 8, "per_epoch": 8,
-                            "rollout_frames": 2048, "frames": 131072}
+    assert quick.plan() == {"warmup": 6, "search": 26, "updates": 32, "epochs": 8, "per_epoch": 4,
+                            "rollout_frames": 2048, "frames": 65536}
     assert quick.hardware.area_budget_mm2 and quick.finetune.frames > 0
     tiny = load_config(EXAMPLES / "tiny_pong.yaml")
     assert tiny.updates() == 12
@@ -182,6 +182,16 @@ def test_search_cli_end_to_end(tiny_config, tmp_path, capsys):
     from a3cs_plugin.rl.teacher import load_teacher
     student = load_teacher(str(out / "retrain" / "agent.pt"), game="Pong", num_actions=6)
     assert student.teacher_meta["agent"] == "searched" and student.teacher_meta["arch"] == arch
+    # a finished search resumed with a longer fine-tune: the search is not redone, the fine-tune
+    # continues from its checkpoint, the report says so
+    longer = yaml.safe_load(cfg_path.read_text())
+    longer["finetune"]["frames"] = 2048
+    longer_path = tmp_path / "longer.yaml"
+    longer_path.write_text(yaml.safe_dump(longer))
+    assert main(["search", str(longer_path), "--out", str(out), "--resume"]) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert again["finetune"]["frames"] == 2048 and again["arch"] == arch
+    assert again["search"]["frames"] == 6144 and json.loads((out / "history.json").read_text()) == hist
 
 
 def test_das_searches_the_accelerator_of_a_fixed_agent(tmp_path, capsys):

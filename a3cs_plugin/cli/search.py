@@ -11,11 +11,11 @@ EXAMPLE = "quick_pong"
 #: The quick example, embedded so that an installed package runs it without the source tree
 #: (kept equal to examples/quick_pong.yaml by the tests).
 QUICK_PONG_YAML = """\
-# Default co-search example (`make run` / `a3cs run-example`): about 12 minutes on 2 idle CPU cores,
+# Default co-search example (`make run` / `a3cs run-example`): about 13 minutes on 2 idle CPU cores,
 # fine-tune, evaluation and re-costing with the mapper included.
 game: Pong
 teacher: Pong              # shipped teacher (a3cs_plugin/teachers/pong.pt): distillation source
-frames: 131072             # emulator frames of the search (64 updates of 8 envs x 64 steps x 4)
+frames: 65536              # emulator frames of the search (32 updates of 8 envs x 64 steps x 4)
 mode: one-level            # one-level | bi-level | direct-nas (= one-level without distillation)
 algo: ppo                  # the real PPO update inside the search: 4 epochs x 4 minibatches, clipping
 hp: {num_envs: 8, num_steps: 64, num_minibatches: 4, update_epochs: 4, lr: 0.00025, precision: fp32}
@@ -33,7 +33,7 @@ hardware:
 search:
   num_cells: 14
   supernet: single-path    # one Gumbel-sampled op per cell per forward
-  arc_lr: 0.003
+  arc_lr: 0.01
   tau_init: 5.0
   tau_min: 0.5
   distill_actor: 1.0
@@ -41,7 +41,7 @@ search:
   warmup_frac: 0.2         # weight-only updates before alpha and beta move
   epochs: 8                # checkpoints: one per epoch (--resume continues from the last)
 finetune:
-  frames: 458752           # fine-tune of the derived agent (supernet weights) with distillation
+  frames: 1179648          # fine-tune of the derived agent (supernet weights) with distillation
 eval:
   episodes: 10             # fewer than the 30 of the protocol to fit the quick budget; said in the report
   teacher: true

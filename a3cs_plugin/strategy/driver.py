@@ -30,6 +30,8 @@ from a3cs_plugin.strategy import registry
 from a3cs_plugin.strategy.config import RunConfig
 
 CKPT_DIR = "checkpoints"
+#: config keys that may differ when a run is resumed (everything after the search itself)
+RESUMABLE_CHANGES = ("finetune.frames", "eval.")
 
 
 def _quiet_nni() -> None:
@@ -210,8 +212,10 @@ def run_search(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, rec
     if resume and saved_cfg.is_file():
         from a3cs_plugin.strategy.config import load_config
         before, now = load_config(saved_cfg).model_dump(), cfg.model_dump()
-        if before != now:
-            diff = sorted(_diff_keys(before, now))
+        # what happens after the search may change on resume: a longer fine-tune continues from
+        # its last checkpoint (its LR schedule stretched), the evaluation is simply redone
+        diff = sorted(k for k in _diff_keys(before, now) if not k.startswith(RESUMABLE_CHANGES))
+        if diff:
             raise CheckpointError("--resume with a config that differs from the run's "
                                   f"({', '.join(diff[:4])})", file=str(saved_cfg),
                                   expected="the same configuration as the interrupted run")

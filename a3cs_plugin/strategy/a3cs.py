@@ -365,6 +365,9 @@ class A3CSModule(DartsLightningModule):
             hook(checkpoint)
 
     def on_load_checkpoint(self, checkpoint):
+        sd = checkpoint.get("state_dict", {})
+        for key in [k for k in sd if k.startswith("beta.")]:   # runs saved before AcceleratorChoice
+            sd["accel." + key] = sd.pop(key)
         state = checkpoint.get("a3cs", {})
         self.history = list(state.get("history", []))
         if "hw_lambda" in state:

@@ -10,7 +10,7 @@ of the issue "Make the co-search find agents that play":
 * >= 2x the teacher's FPS and lower energy per inference, on the derived accelerator and on
   ``eyeriss_like.yaml``.
 
-    python benchmarks/search_outcome.py --out ~/a3cs-runs/outcome            # ~2 h on 2 cores
+    python benchmarks/search_outcome.py --out ~/a3cs-runs/outcome            # ~85 min on 2 cores
     python benchmarks/search_outcome.py --out ~/a3cs-runs/outcome --resume   # after a kill
     python benchmarks/search_outcome.py --out DIR --frames 400k --finetune-frames 3M  # other budget
 
@@ -51,7 +51,7 @@ search:
   warmup_frac: 0.2
   epochs: 16
 finetune:
-  frames: 4000000
+  frames: 8000000
   checkpoint_every: 250000
 eval:
   episodes: 30
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="run directory (outside the repository)")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--frames", help="search frames (default 786k)")
-    ap.add_argument("--finetune-frames", help="fine-tune frames (default 4M)")
+    ap.add_argument("--finetune-frames", help="fine-tune frames (default 8M)")
     ap.add_argument("--episodes", type=int, default=None, help="evaluation episodes (default 30)")
     ap.add_argument("--config", help="a search config instead of the embedded one")
     a = ap.parse_args(argv)

@@ -3,12 +3,12 @@
 
 Run ONCE, outside the a3cs environment, in a separate Python 3.12 venv::
 
-    /root/.pyenv/versions/3.12.1/bin/python -m venv /work/venv312
-    /work/venv312/bin/pip install hwcomponents hwcomponents-cacti hwcomponents-library \
+    python3.12 -m venv VENV312
+    VENV312/bin/pip install hwcomponents hwcomponents-cacti hwcomponents-library \
         hwcomponents-neurosim       # hwcomponents-library imports hwcomponents-neurosim
     # if the shipped CACTI binary does not run (glibc too old): rebuild it
-    (cd /work/venv312/lib/python3.12/site-packages/hwcomponents_cacti/cacti && make opt)
-    /work/venv312/bin/python tools/gen_energy_tables.py [--out PATH] [--quick]
+    (cd VENV312/lib/python3.12/site-packages/hwcomponents_cacti/cacti && make opt)
+    VENV312/bin/python tools/gen_energy_tables.py [--out PATH] [--quick]
 
 a3cs never imports hwcomponents; it only reads the JSON written here
 (``a3cs_plugin/hardware/energy/tables/builtin_tables.json``).

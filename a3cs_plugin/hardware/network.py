@@ -264,10 +264,22 @@ def _load_disk_cache(path: Path) -> dict[str, dict]:
     return data
 
 
+def _budget(time_limit: float, max_evaluations: int | None) -> dict:
+    """The mapper's stopping rule: a count of evaluated mappings (reproducible) or seconds."""
+    if max_evaluations is not None:
+        return {"time_limit": None, "max_evaluations": int(max_evaluations)}
+    return {"time_limit": time_limit}
+
+
+def _budget_key(time_limit: float, max_evaluations: int | None) -> str:
+    return f"evals={int(max_evaluations)}" if max_evaluations is not None else f"{float(time_limit)}"
+
+
 def evaluate_network(arch_files: Sequence[str | Path | dict] | str | Path, problems: Iterable[LayerProblem | dict],
                      ert: str | Path | dict | None = None, art: str | Path | dict | None = None,
                      metric: str = "edp", time_limit: float = 5.0, cache: str | Path | bool | None = True,
-                     seed: int = 0, backend: str = "a3cs", backend_env: dict | None = None) -> NetworkResult:
+                     seed: int = 0, backend: str = "a3cs", backend_env: dict | None = None,
+                     max_evaluations: int | None = None) -> NetworkResult:
     """Map every layer problem onto the accelerator ``arch_files`` and sum the costs.
 
     ``problems``: :class:`LayerProblem` objects (or plain Timeloop problem dicts, count 1).
@@ -279,7 +291,9 @@ def evaluate_network(arch_files: Sequence[str | Path | dict] | str | Path, probl
     cache only).
     ``cache``: ``True`` in-memory only, ``False``/``None`` no caching, or a JSON file path
     (read and updated, plus the in-memory cache).  ``time_limit`` is the mapper's budget per
-    distinct layer.  ``backend="timeloop"`` maps every layer with the real ``timeloop-mapper``
+    distinct layer; ``max_evaluations`` (about, per layer) stops the mapper after that many
+    evaluated mappings instead, with no time limit: the same numbers on any machine and load.
+    ``backend="timeloop"`` maps every layer with the real ``timeloop-mapper``
     (:func:`a3cs_plugin.hardware.backend.run_spec`; ``backend_env``: its extra environment).
     """
     from .spec import load_spec
@@ -297,7 +311,8 @@ def evaluate_network(arch_files: Sequence[str | Path | dict] | str | Path, probl
             raise ConfigError("pipeline descriptions are costed with the built-in model, mapper and tables",
                               key="backend/ert/art", expected="backend a3cs without ERT/ART")
         return _pipeline.evaluate_pipeline(arch_files[0], list(problems), metric=metric, time_limit=time_limit,
-                                           seed=seed, cache=cache is not False and cache is not None)
+                                           seed=seed, cache=cache is not False and cache is not None,
+                                           max_evaluations=max_evaluations)
     layers_in: list[LayerProblem] = []
     for i, p in enumerate(problems):
         if isinstance(p, LayerProblem):
@@ -330,8 +345,8 @@ def evaluate_network(arch_files: Sequence[str | Path | dict] | str | Path, probl
     area = None
     dirty = False
     for lp in layers_in:
-        key = hashlib.sha1(f"{problem_key(lp.problem)}|{arch_hash}|{metric}|{float(time_limit)}|{int(seed)}"
-                           .encode()).hexdigest()[:20]
+        key = hashlib.sha1(f"{problem_key(lp.problem)}|{arch_hash}|{metric}|{_budget_key(time_limit, max_evaluations)}"
+                           f"|{int(seed)}".encode()).hexdigest()[:20]
         entry = _MEMORY_CACHE.get(key) if use_memory else None
         if entry is None and key in disk:
             entry = disk[key]
@@ -360,7 +375,7 @@ def evaluate_network(arch_files: Sequence[str | Path | dict] | str | Path, probl
                 entry["cycles"], entry["energy_pJ"] = float(entry["cycles"]), float(entry["energy_pJ"])
             else:
                 try:
-                    mr = search(spec, metric=metric, time_limit=time_limit, seed=seed)
+                    mr = search(spec, metric=metric, seed=seed, **_budget(time_limit, max_evaluations))
                 except A3CSError as exc:
                     raise type(exc)(f"layer {lp.name}: {exc.message}") from exc
                 r = mr.result

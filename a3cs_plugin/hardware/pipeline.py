@@ -743,11 +743,12 @@ def _spec_hash(d: dict) -> str:
 
 def evaluate_pipeline(cfg: PipelineConfig | str | Path | dict, problems: Sequence[LayerProblem],
                       metric: str = "edp", time_limit: float = 3.0, seed: int = 0,
-                      cache: bool = True) -> PipelineResult:
+                      cache: bool = True, max_evaluations: int | None = None) -> PipelineResult:
     """Plan the pipeline for ``problems``, map every stage spec with the built-in mapper and combine
     (FPS from the slowest stage, latency the sum, energy with inter-stage DRAM traffic removed)."""
     from .mapper import search
     from .model import engine
+    from .network import _budget, _budget_key
     from .spec import load_spec, frontend
 
     if not isinstance(cfg, PipelineConfig):
@@ -759,15 +760,15 @@ def evaluate_pipeline(cfg: PipelineConfig | str | Path | dict, problems: Sequenc
     stages = []
     for plan in plans:
         d = stage_spec(cfg, plan)
-        key = hashlib.sha1(f"{_spec_hash(d)}|{semantics}|{metric}|{float(time_limit)}|{int(seed)}"
-                           .encode()).hexdigest()[:20]
+        key = hashlib.sha1(f"{_spec_hash(d)}|{semantics}|{metric}|{_budget_key(time_limit, max_evaluations)}"
+                           f"|{int(seed)}".encode()).hexdigest()[:20]
         entry = _MEMORY_CACHE.get(key) if cache else None
         cached = entry is not None
         if entry is None:
             t0 = time.perf_counter()
             try:
                 spec = load_spec([d])
-                mr = search(spec, metric=metric, time_limit=time_limit, seed=seed)
+                mr = search(spec, metric=metric, seed=seed, **_budget(time_limit, max_evaluations))
             except A3CSError as exc:
                 raise type(exc)(f"{cfg.source}: stage {plan.index} ({plan.name}): {exc.message}") from None
             r = mr.result

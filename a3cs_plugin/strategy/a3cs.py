@@ -150,11 +150,25 @@ class A3CSModule(DartsLightningModule):
         tempered soft sample.  Otherwise softmax(beta)."""
         return self.accel.probs(hard=hard, sample=self.training, tau=self.tau)
 
+    def alpha_parameters(self) -> list[nn.Parameter]:
+        """The supernet's alphas in module order, each once.  NNI's ``arch_parameters`` returns
+        ``list(set(...))``: an order that changes from process to process (ids), so the
+        architecture optimiser's state, saved by position, would be restored onto other alphas
+        in a resumed process."""
+        out, seen = [], set()
+        for m in self.supernet_modules():
+            if hasattr(m, "arch_parameters"):
+                for p in m.arch_parameters():
+                    if id(p) not in seen:
+                        seen.add(id(p))
+                        out.append(p)
+        return out
+
     def arch_parameters(self) -> list[nn.Parameter]:
-        return super().arch_parameters() + list(self.beta.values())
+        return self.alpha_parameters() + list(self.beta.values())
 
     def configure_architecture_optimizers(self):
-        alphas = DartsLightningModule.arch_parameters(self)
+        alphas = self.alpha_parameters()
         if not alphas:
             raise ConfigError("the model space has no LayerChoice to search", key="model_space",
                               expected="an NNI ModelSpace with LayerChoice cells")

@@ -64,6 +64,9 @@ class HardwareConfig(_Strict):
     # parameters held at one value (not searched), on top of those the template pins itself
     fixed: dict[str, Any] = Field(default_factory=dict)
     recost_time_limit: float = Field(2.0, gt=0)
+    # mapper budget per distinct layer as a count of evaluated mappings (replaces the time limit):
+    # re-costed numbers then do not depend on the machine's speed or load
+    recost_evaluations: Optional[int] = Field(None, gt=0)
     recost_metric: Literal["latency", "energy", "edp"] = "edp"
     # hand-designed specs (arch_specs/NAME.yaml or files) on which the derived agent and the
     # teacher are also re-costed; default: eyeriss_like for the eyeriss_like template

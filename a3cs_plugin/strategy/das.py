@@ -60,7 +60,8 @@ def run_das(cfg, out_dir: str | Path, *, recost: bool = True, evaluate_scores: b
     from a3cs_plugin.strategy.cost import NetworkCost
     from a3cs_plugin.strategy.derive import mapper_metric, project_to_budget
     from a3cs_plugin.strategy.derive import recost as recost_fn
-    from a3cs_plugin.strategy.driver import check_cost_model, check_hardware, normalized_score
+    from a3cs_plugin.strategy.driver import (check_cost_model, check_fps_target, check_hardware,
+                                             normalized_score)
 
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     out = Path(out_dir)
@@ -77,6 +78,7 @@ def run_das(cfg, out_dir: str | Path, *, recost: bool = True, evaluate_scores: b
     (out / "config.yaml").write_text(cfg.to_yaml())
     problems = problems_from_module(model, torch.zeros((1, 4, 84, 84), dtype=torch.uint8), prefix="agent")
     nc = NetworkCost(cm, {}, problems)
+    check_fps_target(cfg, cm, nc, fixed)
     baseline = uniform_baseline(nc, cfg.hardware.metric)
     accel = AcceleratorChoice(cm, fixed)
     torch.manual_seed(cfg.seed)
@@ -109,7 +111,7 @@ def run_das(cfg, out_dir: str | Path, *, recost: bool = True, evaluate_scores: b
     baselines = {}
     if recost:
         kw = dict(metric=mapper_metric(cfg.hardware.recost_metric), time_limit=cfg.hardware.recost_time_limit,
-                  cache=out / "cost_cache.json")
+                  max_evaluations=cfg.hardware.recost_evaluations, cache=out / "cost_cache.json")
         log("a3cs search: re-costing the agent on the searched accelerator with the mapper")
         derived.update(recost_fn(out / "accelerator.yaml", problems, out_dir=out, area_mm2=area,
                                  mapping_prefix="agent_", **kw))

@@ -63,7 +63,8 @@ def _safe(name: str) -> str:
 
 def recost(accelerator_yaml: str | Path, problems: Sequence[Any], *, out_dir: str | Path | None = None,
            metric: str = "edp", time_limit: float = 2.0, cache: str | Path | bool = True,
-           area_mm2: float | None = None, mapping_prefix: str = "") -> dict[str, Any]:
+           area_mm2: float | None = None, mapping_prefix: str = "",
+           max_evaluations: int | None = None) -> dict[str, Any]:
     """Re-cost ``problems`` on the accelerator with the real engine + mapper; returns report numbers.
 
     Writes one ``mappings/<prefix><index>_<layer>.yaml`` per layer when ``out_dir`` is given.
@@ -71,7 +72,7 @@ def recost(accelerator_yaml: str | Path, problems: Sequence[Any], *, out_dir: st
     from a3cs_plugin.hardware.network import evaluate_network
 
     res = evaluate_network([str(accelerator_yaml)], list(problems), metric=metric, time_limit=time_limit,
-                           cache=cache)
+                           cache=cache, max_evaluations=max_evaluations)
     if out_dir is not None:
         mdir = Path(out_dir) / "mappings"
         mdir.mkdir(parents=True, exist_ok=True)
@@ -109,7 +110,7 @@ def mapper_metric(metric: str) -> str:
 
 def derive_pair(space: Any, module: Any, out_dir: str | Path, *, recost_pair: bool = True,
                 metric: str = "edp", time_limit: float = 2.0, area_budget_mm2: float | None = None,
-                teacher: Any = None, log: Any = None) -> dict[str, Any]:
+                teacher: Any = None, log: Any = None, max_evaluations: int | None = None) -> dict[str, Any]:
     """The searched pair of a finished one-shot ``module`` (an ``A3CSModule``): ``arch.json``, the
     accelerator (projected into ``area_budget_mm2``) as ``accelerator.yaml`` when the cost model
     has a design space, and -- with ``recost`` -- the derived agent and ``teacher`` re-costed on
@@ -137,7 +138,7 @@ def derive_pair(space: Any, module: Any, out_dir: str | Path, *, recost_pair: bo
             log("a3cs search: re-costing the derived agent"
                 + (" and the teacher" if teacher is not None else "") + " with the mapper")
         kw = dict(out_dir=out, metric=mapper_metric(metric), time_limit=time_limit,
-                  cache=out / "cost_cache.json", area_mm2=area)
+                  cache=out / "cost_cache.json", area_mm2=area, max_evaluations=max_evaluations)
         derived.update(recost(out / "accelerator.yaml", space.arch_problems(arch),
                               mapping_prefix="derived_", **kw))
         if teacher is not None:

@@ -138,6 +138,12 @@ def build_search(cfg: RunConfig, out: Path, *, resume: bool = False, teacher: An
     # channels-last conv weights from the start (~2x faster passes on CPU); converting later, after
     # a checkpoint restored the optimiser state, would make a resumed run differ in the last bits
     space = fast_layout(AgentSpace(spec.num_actions, num_cells=cfg.search.num_cells))
+    if cfg.hardware.fps_target:
+        from a3cs_plugin.strategy.cost import NetworkCost
+        labels = {label: list(m.values) for label, m in space.simplify().items()}
+        check_fps_target(cfg, cost_model, NetworkCost(
+            cost_model, {label: {op: list(space.op_problems(label, op)) for op in ops}
+                         for label, ops in labels.items()}, list(space.fixed_problems())), fixed)
     module = RolloutModule(cfg.game, cfg.algo, hp=cfg.hp, teacher=teacher,
                            distill_actor=cfg.search.distill_actor, distill_critic=cfg.search.distill_critic,
                            seed=cfg.seed)
@@ -189,6 +195,62 @@ def check_hardware(cfg: RunConfig, cost_model: Any) -> dict[str, Any]:
                               key="hardware.area_budget_mm2",
                               expected=f">= {smallest:.3f} mm^2 (the smallest design)", got=budget)
     return fixed
+
+
+def best_fps_estimate(cost_model: Any, network_cost: Any, fixed: dict[str, Any], *, samples: int = 256,
+                      seed: int = 0) -> float:
+    """The highest FPS the cost model gives any agent of ``network_cost`` (per cell its op with the
+    fewest cycles) on any of ``samples`` random designs of the space plus the corner of largest
+    choices (``fixed`` parameters held): an estimate of the template's best, for refusing an FPS
+    target no design reaches before any training."""
+    import numpy as np
+
+    from a3cs_plugin.strategy.cost import one_hot_probs
+
+    params = cost_model.accelerator_params()
+    rng = np.random.default_rng(seed)
+    points = [{n: (fixed[n] if n in fixed else max(c, key=_as_number)) for n, c in params.items()}]
+    for _ in range(samples):
+        points.append({n: (fixed[n] if n in fixed else c[int(rng.integers(len(c)))]) for n, c in params.items()})
+    best = 0.0
+    with torch.no_grad():
+        for point in points:
+            probs = one_hot_probs(cost_model, point)
+            _, cycles = network_cost.slot_costs(probs)
+            total, slot = float(cycles[0]), 1
+            for label in network_cost.labels:
+                n = len(network_cost.op_names[label])
+                total += float(cycles[slot:slot + n].min())
+                slot += n
+            seconds = total * float(cost_model.cycle_seconds(probs))
+            if seconds > 0:
+                best = max(best, 1.0 / seconds)
+    return best
+
+
+def _as_number(v: Any) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+#: an FPS target above this multiple of the estimated best is refused (the estimate comes from
+#: the surrogate on sampled designs; held-out cycle errors are a few per cent)
+FPS_TARGET_MARGIN = 1.5
+
+
+def check_fps_target(cfg: RunConfig, cost_model: Any, network_cost: Any, fixed: dict[str, Any]) -> None:
+    """Refuse ``hardware.fps_target`` when its lower edge lies beyond what the template can reach."""
+    band = cfg.hardware.fps_target
+    if not band:
+        return
+    best = best_fps_estimate(cost_model, network_cost, fixed)
+    if best > 0 and band[0] > FPS_TARGET_MARGIN * best:
+        raise ConfigError(f"no design of template '{cfg.hardware.template}' reaches the FPS target "
+                          f"(fastest agent on the fastest sampled design: ~{best:,.0f} FPS)",
+                          key="hardware.fps_target", expected=f"<= {FPS_TARGET_MARGIN * best:,.0f} FPS",
+                          got=band[0])
 
 
 def run_search(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, recost: bool = True,
@@ -281,9 +343,17 @@ def run_search(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, rec
     (out / "history.json").write_text(json.dumps(m.history, indent=1))
     (out / "wall.json").write_text(json.dumps({"search_wall_s": prior_wall + search_s}))
 
+    previous = None
+    if resume and not recost and (out / "report.json").is_file():
+        try:
+            previous = json.loads((out / "report.json").read_text())
+        except (OSError, ValueError):
+            previous = None
     report = derive_and_report(cfg, out, space, m, module, teacher, recost=recost,
                                evaluate_scores=evaluate_scores, finetune=finetune, resume=resume,
                                progress=progress, log=log)
+    if previous is not None and keep_recosted(previous, report):
+        log("a3cs search: --no-recost: kept the mapper numbers of the finished run (same pair)")
     report["search"].update({"updates": plan["updates"], "warmup_updates": plan["warmup"],
                              "frames": int(module.frames), "frames_planned": plan["frames"], **resumed,
                              "search_wall_s": prior_wall + search_s,
@@ -291,6 +361,31 @@ def run_search(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, rec
     _write_report(out, report, m.history, module.all_episodes)
     log(f"a3cs search: report in {out / 'report.md'}")
     return report
+
+
+#: the report fields that come from the mapper re-costing (derive.recost)
+RECOST_FIELDS = ("energy_mJ", "energy_pJ", "cycles", "latency_ms", "fps", "area_mm2", "edp_pJ_cycles",
+                 "macs", "layers", "clock_source")
+
+
+def keep_recosted(previous: dict[str, Any], report: dict[str, Any]) -> bool:
+    """``--resume --no-recost`` on a finished, re-costed run: copy its mapper numbers (derived,
+    teacher, baselines) into ``report`` when the derived pair is the same; returns whether it did."""
+    def plain(x):
+        return json.loads(json.dumps(x, default=str))
+    if not previous.get("recosted") or report.get("recosted"):
+        return False
+    if plain(previous.get("arch")) != plain(report.get("arch")) or \
+            plain(previous.get("accelerator")) != plain(report.get("accelerator")):
+        return False
+    for side in ("derived", "teacher"):
+        old, new = previous.get(side), report.get(side)
+        if old and new is not None:
+            new.update({k: old[k] for k in RECOST_FIELDS if k in old})
+    report["baselines"] = previous.get("baselines") or {}
+    report["recosted"] = True
+    report["recost_kept"] = True
+    return True
 
 
 def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
@@ -430,6 +525,7 @@ def derive_and_report(cfg: RunConfig, out: Path, space, m, module, teacher, *, r
 
     pair = derive_pair(space, m, out, recost_pair=recost, metric=cfg.hardware.recost_metric,
                        time_limit=cfg.hardware.recost_time_limit,
+                       max_evaluations=cfg.hardware.recost_evaluations,
                        area_budget_mm2=cfg.hardware.area_budget_mm2, teacher=teacher, log=log)
     arch, derived, teacher_r = pair["arch"], pair["derived"], pair["teacher"]
     baselines = {}
@@ -460,7 +556,7 @@ def derive_and_report(cfg: RunConfig, out: Path, space, m, module, teacher, *, r
             "recosted": pair["recosted"], "derived": derived, "teacher": teacher_r, "random": random_r,
             "baselines": baselines,
             "eval": {"episodes": cfg.eval.episodes, "greedy": cfg.eval.greedy, "seed": cfg.seed + 1000},
-            "finetune": ({"frames": int(ft_summary["frames"]), "agent": str(out / "finetune" / "agent.pt")}
+            "finetune": ({"frames": int(ft_summary["frames"]), "agent": "finetune/agent.pt"}
                          if ft_summary else None),
             "search": {}}
 
@@ -476,7 +572,7 @@ def recost_baselines(cfg: RunConfig, out: Path, space, arch: dict, teacher, *,
         spec = arch_spec(name)
         log(f"a3cs search: re-costing on the hand-designed {name}")
         kw = dict(metric=mapper_metric(cfg.hardware.recost_metric), time_limit=cfg.hardware.recost_time_limit,
-                  cache=out / "cost_cache.json")
+                  max_evaluations=cfg.hardware.recost_evaluations, cache=out / "cost_cache.json")
         entry = {"spec": name, "derived": recost(spec, space.arch_problems(arch), **kw)}
         if teacher is not None:
             from a3cs_plugin.hardware.workload import problems_from_module

@@ -163,7 +163,9 @@ def markdown(report: Mapping[str, Any]) -> str:
              f"({'greedy' if ev.get('greedy') else 'sampled'} actions, seed {ev.get('seed')}), the same "
              "protocol for every agent; normalized = (score - random) / (teacher - random).",
              "Hardware numbers: the real engine + mapper on the searched accelerator (`accelerator.yaml`) "
-             "and on each hand-designed baseline spec." if report.get("recosted") else
+             "and on each hand-designed baseline spec"
+             + (" (kept from the finished run: resumed with --no-recost)." if report.get("recost_kept") else ".")
+             if report.get("recosted") else
              "Hardware numbers: not re-costed with the mapper (surrogate estimates in report.json).", "",
              "## Derived agent (`arch.json`)", "",
              "```", *(f"{k}: {v}" for k, v in report.get("arch", {}).items()), "```", "",

@@ -173,9 +173,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
                 writer.flush()
             mean_ret = (sum(r for r, _ in recent) / len(recent)) if recent else float("nan")
             if not progress:
+                rate = (frames - start_frames) / max(1e-9, time.time() - t0)
+                left = (total_updates - update) * frames_per_update / rate if rate > 0 else float("nan")
                 log(f"a3cs train: checkpoint at {frames} frames, recent episode return "
-                    f"{mean_ret:.2f}, {(frames - start_frames) / max(1e-9, time.time() - t0):.0f} "
-                    f"frames/s")
+                    f"{mean_ret:.2f}, {rate:.0f} frames/s, ETA {left:.0f} s")
             segment += 1
     finally:
         bar.close()

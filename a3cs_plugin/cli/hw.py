@@ -109,6 +109,8 @@ def register(subparsers) -> None:
     pf.add_argument("--noise-check", type=int, default=0,
                     help="re-label this many held-out pairs with another mapper seed (label-noise floor)")
     pf.set_defaults(func=cmd_fit_surrogate)
+    from a3cs_plugin.cli import hw_space
+    hw_space.register(sub)
     hw.set_defaults(func=lambda args: (hw.print_help(), 2)[1])
 
 

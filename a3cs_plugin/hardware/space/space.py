@@ -5,7 +5,9 @@ A template (``arch_specs/templates/<name>.yaml``) has three top-level keys:
 * ``template``: ``name``, ``version``, ``description``;
 * ``parameters``: ordered mapping ``name -> {choices: [...], default: v, doc: str}``; a parameter
   may carry ``constraint_sets: {choice: {node_name: constraints}}`` (a dataflow choice);
-* ``architecture``: a Timeloop v0.4 architecture whose strings may hold ``${expr}`` placeholders.
+* ``architecture``: a Timeloop v0.4 architecture whose strings may hold ``${expr}`` placeholders;
+* optionally the spec sections :data:`CARRIED_SECTIONS` (``components``, top-level ``constraints``,
+  ``variables``, ...), rendered with every point (``a3cs hw template`` writes them from a spec).
 
 A *point* is a dict ``{parameter: choice}``; parameters left out take their default.
 """
@@ -30,6 +32,9 @@ __all__ = ["Parameter", "DesignSpace", "TEMPLATE_DIR", "list_templates"]
 #: ``arch_specs/templates`` as found at import (checkout, ``A3CS_ARCH_SPECS`` or installed data)
 TEMPLATE_DIR = template_dir()
 _INHERITED = ("technology", "global_cycle_seconds", "datawidth")
+#: spec sections a template may carry besides its architecture (rendered with every point)
+CARRIED_SECTIONS = ("components", "compound_components", "constraints", "architecture_constraints",
+                    "mapspace_constraints", "variables")
 
 
 def list_templates() -> list[str]:
@@ -77,6 +82,8 @@ class DesignSpace:
     architecture: Any = field(repr=False)
     source: str = "template"
     description: str = ""
+    # other spec sections (components, top-level constraints, variables) rendered with every point
+    sections: dict = field(default_factory=dict, repr=False)
     _area_cache: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ construction
@@ -96,10 +103,11 @@ class DesignSpace:
         if not isinstance(doc, dict):
             raise ConfigError("template must be a mapping", file=source,
                               expected="keys template, parameters, architecture")
-        unknown = sorted(set(doc) - {"template", "parameters", "architecture"})
+        unknown = sorted(set(doc) - {"template", "parameters", "architecture", *CARRIED_SECTIONS})
         if unknown:
             raise ConfigError(f"unknown top-level key(s) {', '.join(unknown)}", file=source,
-                              key=unknown[0], expected="template, parameters, architecture")
+                              key=unknown[0], expected="template, parameters, architecture, "
+                                                       + ", ".join(CARRIED_SECTIONS))
         for k in ("parameters", "architecture"):
             if k not in doc:
                 raise ConfigError("missing key", file=source, key=k)
@@ -139,7 +147,8 @@ class DesignSpace:
                                            searched)
         space = cls(name=str(meta.get("name", Path(source).stem)), parameters=params,
                     architecture=doc["architecture"], source=source,
-                    description=str(meta.get("description", "")).strip())
+                    description=str(meta.get("description", "")).strip(),
+                    sections={k: doc[k] for k in CARRIED_SECTIONS if doc.get(k) is not None})
         space.render(space.default_point())  # fail early on a broken template
         return space
 
@@ -238,7 +247,11 @@ class DesignSpace:
                 seen = set()
                 for body in _walk_nodes(arch):
                     if body.get("name") in cset:
-                        body["constraints"] = copy.deepcopy(cset[body["name"]])
+                        cons = copy.deepcopy(cset[body["name"]])
+                        if cons:
+                            body["constraints"] = cons
+                        else:   # an empty set: the node has no constraints in this choice
+                            body.pop("constraints", None)
                         seen.add(body["name"])
                 missing = sorted(set(cset) - seen)
                 if missing:
@@ -246,6 +259,8 @@ class DesignSpace:
                                       f"{', '.join(missing)}", file=self.source,
                                       key=f"parameters.{n}.constraint_sets.{point[n]}")
         spec = {"architecture": arch}
+        for key, value in self.sections.items():
+            spec[key] = substitute(copy.deepcopy(value), names, source=self.source, path=key)
         return spec if tagged else _plain(spec)
 
     def to_yaml(self, point: Mapping | None = None) -> str:

@@ -71,6 +71,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
 
     ckpt_file = checkpoint_path(out)
     ckpt = None
+    prior_wall = 0.0      # wall seconds of the segments before this one (from the checkpoint)
     if resume and ckpt_file.exists():
         ckpt = load_checkpoint(ckpt_file)
         if ckpt.get("format") != RUN_FORMAT:
@@ -109,6 +110,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
                                  "frames": int(ckpt["update"]) * frames_per_update})
         torch.set_rng_state(ckpt["rng"]["torch"])
         update, segment = int(ckpt["update"]), int(ckpt["segment"]) + 1
+        prior_wall = float(ckpt.get("wall_s", 0.0))
         log(f"a3cs train: resuming {out} at {update * frames_per_update} frames")
     elif cfg.init:
         init = load_checkpoint(cfg.init)
@@ -167,7 +169,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
                 if recent:
                     bar.set_postfix(ret=f"{sum(r for r, _ in recent) / len(recent):.1f}",
                                     refresh=False)
-            _save(ckpt_file, cfg, model, learner, update, segment, frames, spec.num_actions)
+            _save(ckpt_file, cfg, model, learner, update, segment, frames, spec.num_actions,
+                  wall_s=prior_wall + time.time() - t0)
             csv_file[0].flush()
             if writer is not None:
                 writer.flush()
@@ -187,17 +190,18 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
     recent_ret = (sum(r for r, _ in recent) / len(recent)) if recent else math.nan
     return {"frames": frames, "updates": update, "checkpoint": str(ckpt_file),
             "recent_episode_return": recent_ret,
-            "fps": (frames - start_frames) / max(1e-9, time.time() - t0)}
+            "fps": (frames - start_frames) / max(1e-9, time.time() - t0),
+            "wall_s": prior_wall + time.time() - t0}
 
 
 def _save(path: Path, cfg: TrainConfig, model, learner: Learner, update: int, segment: int,
-          frames: int, num_actions: int) -> None:
+          frames: int, num_actions: int, wall_s: float = 0.0) -> None:
     state = learner.state_dict()
     save_atomic({
         "format": RUN_FORMAT, "agent": cfg.agent, "game": game_label(cfg.game),
         "num_actions": num_actions, "frames": frames, "update": update, "segment": segment,
         "config": cfg.to_dict(), "model": model.state_dict(), "optimizer": state["optimizer"],
-        "rng": {**state["rng"], "torch": torch.get_rng_state()},
+        "rng": {**state["rng"], "torch": torch.get_rng_state()}, "wall_s": float(wall_s),
     }, path)
 
 

@@ -49,6 +49,15 @@ def _epoch_checkpoint_cls():
 
         def __init__(self, path: Path):
             self.path = Path(path)
+            self.prior_wall_s = 0.0          # search wall seconds of earlier segments
+            self.t0 = time.time()
+
+        def on_train_start(self, trainer, pl_module):
+            self.t0 = time.time()
+
+        def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+            # the wall time of every segment so far, so a run killed later still counts it
+            checkpoint["search_wall_s"] = self.prior_wall_s + time.time() - self.t0
 
         def on_train_epoch_end(self, trainer, pl_module):
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -311,10 +320,14 @@ def run_search(cfg: RunConfig, out_dir: str | Path, *, resume: bool = False, rec
                                   file=evaluator.fit_kwargs["ckpt_path"]) from None
         _check_cost_state(ck.get("state_dict", {}), getattr(strategy, "cost_model", None),
                           evaluator.fit_kwargs["ckpt_path"])
+        prior_wall = max(prior_wall, float(ck.get("search_wall_s", 0.0)))
         resumed = {"resumed_from_update": int(ck.get("rollout_module", {}).get("weight_updates", 0)),
                    "resumed_from_frames": int(ck.get("rollout_module", {}).get("frames", 0))}
         log(f"a3cs search: resuming from {evaluator.fit_kwargs['ckpt_path']} "
             f"(update {resumed['resumed_from_update']})")
+    for cb in evaluator.trainer.callbacks:
+        if hasattr(cb, "prior_wall_s"):
+            cb.prior_wall_s = prior_wall
     log(f"a3cs search: {cfg.game}, {cfg.scheme} {cfg.optimisation}, {cfg.algo}, {plan['updates']} updates "
         f"({plan['warmup']} weight-only warm-up), {plan['frames']:,} frames in {plan['epochs']} epochs -> {out}")
     # The same path as NasExperiment(space, evaluator, strategy).run() for a one-shot strategy,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,10 +49,9 @@ def retrain(run_dir: str | Path, frames: int, *, episodes: int = 30, seed: int |
                        frames=int(frames), algo=cfg.algo, seed=seed, hp=dict(cfg.hp), distill=distill,
                        teacher=cfg.teacher if cfg.distilling else None,
                        checkpoint_every=max(per, int(frames) // 10), torch_threads=cfg.threads or 1)
-    t0 = time.time()
     show = sys.stderr.isatty() if progress is None else bool(progress)
     summary = train(tcfg, out, resume=resume, progress=show, log=log)
-    train_s = time.time() - t0
+    train_s = float(summary["wall_s"])    # all segments, up to the last checkpoint of a killed one
     model, meta = load_agent(out)
     log(f"a3cs retrain: {summary['frames']} frames in {train_s:.0f} s; evaluating over {episodes} episodes")
     result = evaluate(model, cfg.game, episodes, seed=seed + 2000)
@@ -64,6 +62,6 @@ def retrain(run_dir: str | Path, frames: int, *, episodes: int = 30, seed: int |
                 out / "agent.pt")
     report = {"game": cfg.game, "arch": arch, "frames": int(summary["frames"]), "train_wall_s": train_s,
               "distillation": cfg.distilling, "score": result.mean, "score_std": result.std,
-              "scores": result.scores, "episodes": result.episodes, "agent": str(out / "agent.pt")}
+              "scores": result.scores, "episodes": result.episodes, "agent": "retrain/agent.pt"}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return report

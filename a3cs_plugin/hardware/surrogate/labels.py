@@ -11,6 +11,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Iterable
@@ -90,6 +91,23 @@ def _worker_init(nice: int):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+class _LineProgress:
+    """Progress when stderr is not a terminal: one line per tenth of the work (rate and ETA)."""
+
+    def __init__(self, total: int, desc: str):
+        self.total, self.desc, self.n, self.t0 = int(total), desc, 0, time.time()
+        self.next = max(1, self.total // 10)
+
+    def step(self) -> None:
+        self.n += 1
+        if self.n >= self.next or self.n == self.total:
+            rate = self.n / max(1e-9, time.time() - self.t0)
+            eta = (self.total - self.n) / rate if rate > 0 else float("nan")
+            print(f"{self.desc}: {self.n}/{self.total} points, {rate:.1f} labels/s, ETA {eta:.0f} s",
+                  file=sys.stderr, flush=True)
+            self.next = self.n + max(1, self.total // 10)
+
+
 def generate_labels(template: str, pairs: Iterable[tuple[dict, dict]], *, cache: str | Path | None,
                     metric: str = "edp", time_limit: float = 0.5, seed: int = 0, workers: int = 2,
                     nice: int = 0, progress: bool = True, desc: str = "labels",
@@ -115,7 +133,9 @@ def generate_labels(template: str, pairs: Iterable[tuple[dict, dict]], *, cache:
         if cache:
             Path(cache).parent.mkdir(parents=True, exist_ok=True)
         fh = open(cache, "a") if cache else None
-        bar = tqdm(total=len(todo), desc=desc, disable=not progress, unit="pt")
+        tty = sys.stderr.isatty()
+        bar = tqdm(total=len(todo), desc=desc, disable=not (progress and tty), unit="pt")
+        lines = _LineProgress(len(todo), desc) if progress and not tty else None
         pool = None
         try:
             if workers <= 1:
@@ -130,6 +150,8 @@ def generate_labels(template: str, pairs: Iterable[tuple[dict, dict]], *, cache:
                     fh.write(json.dumps(rec) + "\n")
                     fh.flush()
                 bar.update(1)
+                if lines is not None:
+                    lines.step()
             if pool is not None:
                 pool.close()
                 pool.join()

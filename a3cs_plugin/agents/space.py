@@ -39,6 +39,7 @@ with warnings.catch_warnings():  # nni 3.0 warns about torch classes it does not
     from nni.nas.nn.pytorch.base import recursive_freeze
 
 from ..errors import ConfigError
+from .inputs import scale_obs
 from ..hardware.workload import LayerProblem, problems_from_module
 from .arch import cell_labels, random_arch, validate_arch
 from .ops import OP_NAMES, make_op
@@ -92,7 +93,7 @@ class Head(nn.Module):
 
 
 def _agent_forward(stem: nn.Module, cells: nn.ModuleList, head: nn.Module, obs: torch.Tensor):
-    x = obs.float() * (1.0 / 255.0)
+    x = scale_obs(obs)       # fp32, or bf16 straight from uint8 under bf16 autocast
     x = stem(x)
     for cell in cells:
         x = cell(x)

@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from a3cs_plugin.agents.inputs import scale_obs
 from a3cs_plugin.errors import ConfigError
 
 OBS_SHAPE = (4, 84, 84)
@@ -52,7 +53,7 @@ class ActorCritic(nn.Module):
         fmt = (torch.channels_last if obs.dim() == 4 and first.dim() == 4
                and first.is_contiguous(memory_format=torch.channels_last)
                else torch.contiguous_format)
-        x = obs.to(torch.float32, memory_format=fmt, copy=True).mul_(1.0 / 255.0)
+        x = scale_obs(obs, fmt)      # fp32, or bf16 straight from uint8 under bf16 autocast
         h = self.trunk(x)
         return self.actor(h), self.critic(h).squeeze(-1)
 

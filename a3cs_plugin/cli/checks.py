@@ -59,3 +59,19 @@ def seed(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected an integer >= 0")
     return value
+
+
+DEVICE_HELP = ("compute device: auto (a GPU when torch sees one, else the CPU; the default), cpu, "
+               "cuda or cuda:N")
+
+
+def add_device_flag(parser, default: str = "auto") -> None:
+    """``--device auto|cpu|cuda[:N]`` (checked by :func:`device` when the command starts)."""
+    parser.add_argument("--device", default=default, metavar="DEVICE", help=DEVICE_HELP)
+
+
+def device(flag: str, value):
+    """The :class:`torch.device` of a ``--device`` value; a bad name, or CUDA on a machine
+    without it, is a one-line error naming the flag."""
+    from a3cs_plugin.rl.device import resolve_device
+    return resolve_device(value, key=flag)

@@ -65,6 +65,7 @@ def cmd_train(args) -> int:
     checks.out_dir("--out", args.out)
     if args.resume:
         checks.resume_dir("--out", args.out, "")
+    device = checks.device("--device", args.device)
     hp = _parse_hp(args.hp)
     if args.num_envs is not None:
         hp["num_envs"] = args.num_envs
@@ -78,7 +79,7 @@ def cmd_train(args) -> int:
                       distill=distill, teacher=args.teacher,
                       checkpoint_every=parse_frames(args.checkpoint_every),
                       env_threads=args.env_threads, torch_threads=args.threads,
-                      init=str(teacher_path(args.init)) if args.init else None)
+                      init=str(teacher_path(args.init)) if args.init else None, device=str(device))
     cfg.algo_config()                   # validate hyper-parameters early
     if cfg.init and not (args.resume and (Path(args.out) / "checkpoints" / "last.pt").exists()):
         _check_init(cfg)
@@ -131,6 +132,7 @@ def cmd_evaluate(args) -> int:
                           key="teacher/checkpoint")
     checks.at_least("--episodes", args.episodes)
     checks.at_least("--threads", args.threads)
+    device = checks.device("--device", args.device)
     if args.checkpoint:
         _search_checkpoint_hint(args.checkpoint)
     torch.set_num_threads(args.threads)
@@ -142,7 +144,7 @@ def cmd_evaluate(args) -> int:
     else:
         from a3cs_plugin.rl.checkpoint import load_agent
         model, meta = load_agent(args.checkpoint, game=spec.game, num_actions=spec.num_actions)
-    res = evaluate(model, spec.game, args.episodes, seed=args.seed, greedy=args.greedy)
+    res = evaluate(model, spec.game, args.episodes, seed=args.seed, greedy=args.greedy, device=device)
     out = res.to_dict()
     out.update({"agent": meta.get("agent"), "source": meta.get("path"),
                 "trained_frames": meta.get("frames")})
@@ -189,6 +191,7 @@ def register(subparsers) -> None:
                    help="algorithm hyper-parameter override (repeatable), e.g. num_steps=64")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default, 1; more only on an idle machine)")
     p.add_argument("--env-threads", type=int, default=1, help="ALE worker threads")
+    checks.add_device_flag(p)
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.set_defaults(func=cmd_train)
 
@@ -202,6 +205,7 @@ def register(subparsers) -> None:
     e.add_argument("--seed", type=checks.seed, default=12345)
     e.add_argument("--greedy", action="store_true", help="arg-max actions instead of sampling")
     e.add_argument("--threads", type=int, default=1)
+    checks.add_device_flag(e)
     e.add_argument("--json", action="store_true", help="print one JSON line")
     e.set_defaults(func=cmd_evaluate)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from a3cs_plugin.cli import checks
 from a3cs_plugin.errors import CheckpointError, ConfigError
 
 EXAMPLE = "quick_pong"
@@ -69,6 +70,9 @@ def cmd_search(args) -> int:
     if args.resume:
         checks.resume_dir("--out", args.out, "config.yaml")
     cfg = load_config(args.config)
+    if args.device is not None:         # the flag over the config's device: key
+        checks.device("--device", args.device)
+        cfg.device = args.device.strip().lower()
     if args.frames is not None:
         from a3cs_plugin.cli.rl import parse_frames
         cfg.frames = parse_frames(args.frames)
@@ -96,7 +100,9 @@ def cmd_retrain(args) -> int:
 
     from a3cs_plugin.cli import checks
     checks.at_least("--episodes", args.episodes)
-    report = retrain(args.run_dir, parse_frames(args.frames), episodes=args.episodes, resume=args.resume)
+    device = str(checks.device("--device", args.device)) if args.device is not None else None
+    report = retrain(args.run_dir, parse_frames(args.frames), episodes=args.episodes, resume=args.resume,
+                     device=device)
     print(f"retrained {report['frames']} frames: score {report['score']:.2f} +- {report['score_std']:.2f} "
           f"over {report['episodes']} episodes -> {Path(args.run_dir) / 'retrain' / 'report.json'}")
     return 0
@@ -144,6 +150,8 @@ def register(sub) -> None:
     p.add_argument("--no-recost", action="store_true", help="skip the mapper re-costing")
     p.add_argument("--no-retrain", action="store_true",
                    help="skip the fine-tune of the derived agent (config finetune.frames)")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help=checks.DEVICE_HELP + "; default: the config's device: key (auto)")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("retrain", help="train a searched agent from scratch and evaluate it")
@@ -151,6 +159,8 @@ def register(sub) -> None:
     p.add_argument("--frames", required=True, help="training frames (e.g. 2M)")
     p.add_argument("--episodes", type=int, default=30, help="evaluation episodes (default 30)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted retraining")
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help=checks.DEVICE_HELP + "; default: the search config's device: key")
     p.set_defaults(func=cmd_retrain)
 
     p = sub.add_parser("run-example", help="run the default quick co-search example")

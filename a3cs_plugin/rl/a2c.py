@@ -53,13 +53,14 @@ def a2c_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Roll
     ``params`` and ``hooks`` as in :func:`a3cs_plugin.rl.ppo.ppo_update`."""
     params = list(model.parameters()) if params is None else list(params)
     b = rollout.with_gae(cfg.gamma, cfg.gae_lambda)
-    with autocast(cfg.precision):
+    dev = b["obs"].device             # the rollout's device is the model's (rl.device)
+    with autocast(cfg.precision, dev):
         logits, values = model(b["obs"])
     logits, values = logits.float(), values.float()
     loss, stats = a2c_loss(logits, values, b["actions"], b["advantages"], b["returns"],
                            ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, norm_adv=cfg.norm_adv)
     if teacher is not None and distill is not None and distill.enabled:
-        with autocast(cfg.precision):
+        with autocast(cfg.precision, dev):
             t_logits, t_values = teacher_outputs(teacher, b["obs"])
         d_loss, d_stats = distill_loss(logits, values, t_logits, t_values,
                                        actor_weight=distill.actor, critic_weight=distill.critic)

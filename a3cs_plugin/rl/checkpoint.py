@@ -76,11 +76,12 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def load_agent(source: str | Path | dict, *, game: str | None = None,
-               num_actions: int | None = None) -> tuple[nn.Module, dict]:
+               num_actions: int | None = None, device=None) -> tuple[nn.Module, dict]:
     """Zoo agent with the weights of ``source`` (path or loaded checkpoint) in eval mode.
 
     ``game``/``num_actions``, when given, must match the checkpoint's (else CheckpointError).
-    Returns ``(model, metadata)``; metadata is the checkpoint without tensors.
+    Returns ``(model, metadata)``; metadata is the checkpoint without tensors.  Files load on
+    the CPU whatever device wrote them; ``device`` (a :class:`torch.device`) then moves the model.
     """
     from a3cs_plugin.agents.zoo import build_model
     from a3cs_plugin.rl.envs import game_label
@@ -107,6 +108,8 @@ def load_agent(source: str | Path | dict, *, game: str | None = None,
                               f"'{ckpt['agent']}' ({str(exc).splitlines()[0][:120]})",
                               file=where, key="model") from None
     model.eval()
+    if device is not None:
+        model.to(torch.device(device))
     meta = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer", "rng")}
     return model, meta
 
@@ -114,7 +117,7 @@ def load_agent(source: str | Path | dict, *, game: str | None = None,
 def agent_file(model: nn.Module, *, agent: str, game: str, num_actions: int, frames: int,
                fp16: bool = True, **extra: Any) -> dict:
     """Weights-only agent dict (``a3cs-agent``) for shipping."""
-    state = {k: (v.detach().half() if fp16 and v.is_floating_point() else v.detach().clone())
-             for k, v in model.state_dict().items()}
+    state = {k: (v.detach().half() if fp16 and v.is_floating_point() else v.detach()).to(
+                 "cpu", copy=True) for k, v in model.state_dict().items()}   # device-neutral file
     return {"format": AGENT_FORMAT, "agent": agent, "game": game, "num_actions": int(num_actions),
             "frames": int(frames), "fp16": bool(fp16), "model": state, **extra}

@@ -179,6 +179,8 @@ class TrainConfig:
     arch: dict | None = None                      # searched agent {cell: op} (agent "searched")
     num_cells: int = 14                           # cells of the searched agent's AgentSpace
     init_frames: int = 0                          # frames the start weights were trained for
+    device: str = "auto"                          # auto | cpu | cuda[:N] (rl.device); not a
+    #                                               hyper-parameter: a resumed run takes the new one
 
     def algo_config(self) -> PPOConfig | A2CConfig:
         return algo_config(self.algo, **self.hp)

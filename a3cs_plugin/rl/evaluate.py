@@ -4,6 +4,10 @@
 clipping, no life-loss terminations, same preprocessing as training, up to 30 no-op starts, 108k
 frame cap); each env contributes exactly its first game, so short games are not over-represented.
 Actions are sampled from the policy (seeded); ``greedy=True`` takes the arg-max instead.
+
+``device``: where the network runs (the model is moved there; default: where its weights are);
+observations go there once per step as uint8, actions are sampled on the CPU with a CPU
+generator, so a seed gives the same games on every device up to the network's arithmetic.
 """
 from __future__ import annotations
 
@@ -36,11 +40,16 @@ class EvalResult:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, game: str, episodes: int = 30, *, seed: int = 12345,
-             greedy: bool = False, num_threads: int = 1) -> EvalResult:
+             greedy: bool = False, num_threads: int = 1, device=None) -> EvalResult:
     """Play ``episodes`` games of ``game`` with ``model`` and return their unclipped scores."""
     if int(episodes) < 1:
         raise ConfigError("episodes must be >= 1", key="episodes", got=episodes)
     n = int(episodes)
+    from a3cs_plugin.rl.loop import model_device
+    if device is not None:
+        model.to(torch.device(device))
+    dev = model_device(model) if device is None else torch.device(device)
+    cpu = torch.device("cpu")
     env = make_eval_env(game, n, num_threads=num_threads)
     gen = torch.Generator().manual_seed(int(seed))
     try:
@@ -51,7 +60,8 @@ def evaluate(model: nn.Module, game: str, episodes: int = 30, *, seed: int = 123
         was_training = model.training
         model.eval()
         while active.any():
-            logits, _ = model(torch.from_numpy(np.ascontiguousarray(obs)))
+            logits, _ = model(torch.from_numpy(np.ascontiguousarray(obs)).to(dev))
+            logits = logits.to(cpu)
             if greedy:
                 act = logits.argmax(-1)
             else:
@@ -78,7 +88,8 @@ class _RandomAgent(nn.Module):
 
     def forward(self, obs: torch.Tensor):
         n = obs.shape[0]
-        return torch.zeros(n, self.num_actions), torch.zeros(n)
+        return (torch.zeros(n, self.num_actions, device=obs.device),
+                torch.zeros(n, device=obs.device))
 
 
 def random_agent(num_actions: int) -> nn.Module:

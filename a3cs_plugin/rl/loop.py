@@ -10,6 +10,11 @@ step of the co-search (:class:`a3cs_plugin.strategy.rl_module.RolloutModule`) al
 same minibatch losses.
 
 Frames are emulator frames: ``num_envs * num_steps * frame_skip`` per rollout.
+
+Device: the learner runs where the model's weights are (or on ``device`` when given: the model is
+moved there); the teacher is moved to the same device, the rollouts are collected onto it
+(:class:`a3cs_plugin.rl.rollout.RolloutCollector`).  The sampling and minibatch generators stay
+CPU generators on every device.
 """
 from __future__ import annotations
 
@@ -41,6 +46,9 @@ class Learner:
         without the architecture logits.
     game, seed, env_threads
         The training vector env (created lazily, seeded with ``seed`` until :meth:`reset_envs`).
+    device
+        A :class:`torch.device` (:func:`a3cs_plugin.rl.device.resolve_device`); default: the
+        device of the model's weights.
     teacher, distill
         Optional teacher and :class:`DistillConfig`; distillation is on when both are given and
         the weights are not all zero.
@@ -49,9 +57,14 @@ class Learner:
     def __init__(self, algo: str, hp: dict | None, model: nn.Module, *, game: str, seed: int = 1,
                  params: Iterable[nn.Parameter] | None = None, teacher: nn.Module | None = None,
                  distill: DistillConfig | None = None, env_threads: int = 1,
-                 optimizer: torch.optim.Optimizer | None = None):
+                 optimizer: torch.optim.Optimizer | None = None, device=None):
         self.algorithm = get_algorithm(algo)
         self.cfg = algo_config(self.algorithm.name, **(hp or {}))
+        self.device = model_device(model) if device is None else torch.device(device)
+        if device is not None:
+            model.to(self.device)
+        if teacher is not None:
+            teacher.to(self.device)
         self.model = model
         self.params = list(model.parameters() if params is None else params)
         self.optimizer = optimizer if optimizer is not None else \
@@ -80,7 +93,8 @@ class Learner:
         if self._collector is None:
             env = make_train_env(self.game, self.cfg.num_envs, num_threads=self.env_threads)
             self._collector = RolloutCollector(env, self.cfg.num_steps, generator=self.sample_gen,
-                                               frame_skip=FRAME_SKIP, precision=self.cfg.precision)
+                                               frame_skip=FRAME_SKIP, precision=self.cfg.precision,
+                                               device=self.device)
             self._collector.reset(seed=self.seed)
         return self._collector
 
@@ -148,6 +162,15 @@ class Learner:
             self.sample_gen.set_state(rng["sample"])
         if "minibatch" in rng:
             self.minibatch_gen.set_state(rng["minibatch"])
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter or buffer (the CPU for a module without any)."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device("cpu")
 
 
 class _NoStep(torch.optim.Optimizer):

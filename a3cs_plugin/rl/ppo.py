@@ -36,9 +36,10 @@ def ppo_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Roll
     ``approx_kl_last``/``clipfrac_last`` (the last epoch's mean)."""
     params = list(model.parameters()) if params is None else list(params)
     b = rollout.with_gae(cfg.gamma, cfg.gae_lambda)
+    dev = b["obs"].device             # the rollout's device is the model's (rl.device)
     use_teacher = teacher is not None and distill is not None and distill.enabled
     if use_teacher:
-        with autocast(cfg.precision):
+        with autocast(cfg.precision, dev):
             b["t_logits"], b["t_values"] = teacher_outputs(teacher, b["obs"])
     n = b["actions"].shape[0]
     mb = max(1, n // cfg.num_minibatches)
@@ -46,10 +47,10 @@ def ppo_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Roll
     last: dict[str, float] = defaultdict(float)
     count = 0
     for epoch in range(cfg.update_epochs):
-        perm = torch.randperm(n, generator=generator)
+        perm = torch.randperm(n, generator=generator).to(dev)   # CPU generator on every device
         for start in range(0, n, mb):
             idx = perm[start:start + mb]
-            with autocast(cfg.precision):
+            with autocast(cfg.precision, dev):
                 logits, values = model(b["obs"][idx])
             logits, values = logits.float(), values.float()
             loss, stats = ppo_loss(

@@ -5,6 +5,17 @@ actions sampled from the module's categorical policy (``torch.no_grad``, one bat
 step, observations kept uint8 until the module) and returns a :class:`Rollout` of ``(T, N, ...)``
 tensors.  ``dones[t]`` is 1 when ``obs[t]`` starts a new episode (the previous step ended one), the
 convention of :func:`a3cs_plugin.rl.losses.compute_gae`.
+
+Device (:mod:`a3cs_plugin.rl.device`): the observation buffer lives on the collector's device and
+each step's frames are copied there once, as uint8; actions are sampled on the CPU from the
+``(N, A)`` logits with the collector's CPU generator (the same stream on every device); rewards,
+dones, log-probabilities and values are gathered in preallocated CPU buffers and moved to the
+device once per rollout.
+
+Layout: the observation buffer is stored ``(T, N, H, W, C)`` and handed out as the ``(T, N, C, H,
+W)`` view of it, i.e. every ``(N, C, H, W)`` batch the networks see is channels-last; the
+channels-last convolutions then read it without a transposing copy (the uint8 -> float step is a
+plain element-wise conversion), and minibatch gathers copy whole rows.
 """
 from __future__ import annotations
 
@@ -86,29 +97,43 @@ def sample_actions(logits: torch.Tensor, generator: torch.Generator | None = Non
     return actions, logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A copy of ``t`` on ``device`` (a clone when it is there already)."""
+    return t.to(device, copy=True)
+
+
 class RolloutCollector:
     """Fills rollouts from a vector env; tracks finished-episode returns and lengths.
 
     Game-over (as opposed to a life loss reported as termination) is detected from the lives
     counter: a termination where the lives did not drop, or a truncation.
+
+    ``device``: where the observation buffer and the returned rollout live (the model's device;
+    default the CPU).  The model passed to :meth:`collect` must be on it.
     """
 
     def __init__(self, env, num_steps: int, *, generator: torch.Generator | None = None,
-                 frame_skip: int = 4, precision: str = "fp32"):
+                 frame_skip: int = 4, precision: str = "fp32", device=None):
         self.env = env
-        self.precision = resolve_precision(precision)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.precision = resolve_precision(precision, self.device)
         self.num_envs = int(env.num_envs)
         self.num_steps = int(num_steps)
         self.generator = generator
         self.frame_skip = frame_skip
-        obs_shape = env.single_observation_space.shape
+        c, h, w = env.single_observation_space.shape
         T, N = self.num_steps, self.num_envs
-        self._obs = torch.zeros((T, N, *obs_shape), dtype=torch.uint8)
+        # (T, N, H, W, C) storage; self._obs is its (T, N, C, H, W) channels-last view
+        self._obs_store = torch.zeros((T, N, h, w, c), dtype=torch.uint8, device=self.device)
+        self._obs = self._obs_store.permute(0, 1, 4, 2, 3)
+        self._last_store = torch.zeros((N, h, w, c), dtype=torch.uint8, device=self.device)
+        self._last_obs = self._last_store.permute(0, 3, 1, 2)
         self._actions = torch.zeros((T, N), dtype=torch.int64)
         self._logprobs = torch.zeros((T, N))
         self._values = torch.zeros((T, N))
         self._rewards = torch.zeros((T, N))
         self._dones = torch.zeros((T, N))
+        self._rewards_np = self._rewards.numpy()
         self.next_obs: torch.Tensor | None = None
         self.next_done = torch.zeros(N)
         self.episodes: list[tuple[float, int]] = []   # (return, frames) of finished games
@@ -130,29 +155,33 @@ class RolloutCollector:
     def collect(self, model: nn.Module) -> Rollout:
         if self.next_obs is None:
             self.reset()
-        for t in range(self.num_steps):
-            obs = self.next_obs
-            self._obs[t].copy_(obs)
-            self._dones[t].copy_(self.next_done)
-            with autocast(self.precision):
+        cpu = torch.device("cpu")
+        # one autocast region for the whole rollout: the bf16 copies of the (unchanging) weights
+        # are made once per rollout instead of once per step
+        with autocast(self.precision, self.device):
+            for t in range(self.num_steps):
+                obs = self._obs[t]
+                obs.copy_(self.next_obs)                      # once per step, uint8, to the device
+                self._dones[t].copy_(self.next_done)
                 logits, value = model(obs)
-            action, logp = sample_actions(logits, self.generator)
-            self._actions[t].copy_(action)
-            self._logprobs[t].copy_(logp)
-            self._values[t].copy_(value.float())
-            nobs, rew, term, trunc, info = self.env.step(action.numpy())
-            rew = np.asarray(rew, dtype=np.float32)
-            self._rewards[t].copy_(torch.from_numpy(rew))
-            done = np.logical_or(term, trunc)
-            self.next_obs = torch.from_numpy(np.ascontiguousarray(nobs))
-            self.next_done = torch.from_numpy(done.astype(np.float32))
-            self._track(rew, np.asarray(term), np.asarray(trunc), np.asarray(info["lives"]))
-        self.steps += self.num_steps * self.num_envs
-        with autocast(self.precision):
-            last_logits, last_value = model(self.next_obs)
-        return Rollout(self._obs.clone(), self._actions.clone(), self._logprobs.clone(),
-                       self._values.clone(), self._rewards.clone(), self._dones.clone(),
-                       last_value.float().clone(), self.next_done.clone())
+                action, logp = sample_actions(logits.to(cpu), self.generator)
+                self._actions[t].copy_(action)
+                self._logprobs[t].copy_(logp)
+                self._values[t].copy_(value)
+                nobs, rew, term, trunc, info = self.env.step(action.numpy())
+                self._rewards_np[t] = rew
+                self.next_obs = torch.from_numpy(np.ascontiguousarray(nobs))
+                self.next_done = torch.from_numpy(np.logical_or(term, trunc).astype(np.float32))
+                self._track(self._rewards_np[t], np.asarray(term), np.asarray(trunc),
+                            np.asarray(info["lives"]))
+            self.steps += self.num_steps * self.num_envs
+            self._last_obs.copy_(self.next_obs)
+            _, last_value = model(self._last_obs)
+        dev = self.device
+        return Rollout(self._obs.clone(), to_device(self._actions, dev),
+                       to_device(self._logprobs, dev), to_device(self._values, dev),
+                       to_device(self._rewards, dev), to_device(self._dones, dev),
+                       last_value.float().to(dev, copy=True), to_device(self.next_done, dev))
 
     def _track(self, rew, term, trunc, lives) -> None:
         self._ep_ret += rew

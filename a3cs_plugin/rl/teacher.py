@@ -35,12 +35,14 @@ def teacher_path(game_or_path: str | Path) -> Path:
 
 
 def load_teacher(game_or_path: str | Path, *, game: str | None = None,
-                 num_actions: int | None = None) -> nn.Module:
+                 num_actions: int | None = None, device=None) -> nn.Module:
     """Frozen teacher (eval mode, no gradients) for a game name or a checkpoint path.
 
-    ``game``/``num_actions`` are checked against the teacher's metadata when given.
+    ``game``/``num_actions`` are checked against the teacher's metadata when given; ``device``
+    (default the CPU) is where it runs.
     """
-    model, meta = load_agent(teacher_path(game_or_path), game=game, num_actions=num_actions)
+    model, meta = load_agent(teacher_path(game_or_path), game=game, num_actions=num_actions,
+                             device=device)
     for p in model.parameters():
         p.requires_grad_(False)
     model.teacher_meta = meta

@@ -28,6 +28,7 @@ from a3cs_plugin.agents.zoo import SEARCHED, build_model
 from a3cs_plugin.errors import ConfigError
 from a3cs_plugin.rl.checkpoint import RUN_FORMAT, checkpoint_path, load_checkpoint, save_atomic
 from a3cs_plugin.rl.config import TrainConfig
+from a3cs_plugin.rl.device import resolve_device
 from a3cs_plugin.rl.envs import env_spec, game_label
 from a3cs_plugin.rl.loop import Learner
 from a3cs_plugin.rl.rollout import fast_layout
@@ -67,6 +68,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
     out = Path(out_dir)
     torch.set_num_threads(cfg.torch_threads or default_threads())
     cfg.algo_config()
+    device = resolve_device(cfg.device, key="--device")
     spec = env_spec(cfg.game)
 
     ckpt_file = checkpoint_path(out)
@@ -96,9 +98,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
 
     torch.manual_seed(cfg.seed)
     model = fast_layout(build_model(cfg.agent, spec.num_actions, arch=cfg.arch,
-                                    num_cells=cfg.num_cells))
+                                    num_cells=cfg.num_cells)).to(device)   # initialised on the CPU
     learner = Learner(cfg.algo, cfg.hp, model, game=cfg.game, seed=cfg.seed, teacher=teacher,
-                      distill=cfg.distill, env_threads=cfg.env_threads)
+                      distill=cfg.distill, env_threads=cfg.env_threads, device=device)
     algo_cfg = learner.cfg
     frames_per_update = learner.frames_per_rollout
     total_updates = max(1, cfg.frames // frames_per_update)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from a3cs_plugin.errors import ConfigError
-from a3cs_plugin.strategy.cost import NetworkCost
+from a3cs_plugin.strategy.cost import NetworkCost, to_cost_device
 
 
 class AcceleratorChoice(nn.Module):
@@ -38,7 +38,8 @@ class AcceleratorChoice(nn.Module):
     def probs(self, *, hard: bool = False, sample: bool = False, tau: float = 1.0) -> dict[str, torch.Tensor]:
         """``hard``: argmax one-hot (no gradient); ``sample``: a hard straight-through Gumbel sample
         (a concrete design drawn from softmax(beta), gradient of the tempered soft sample);
-        otherwise softmax(beta).  Fixed parameters are one-hot."""
+        otherwise softmax(beta).  Fixed parameters are one-hot.  On the cost model's device
+        (:data:`a3cs_plugin.strategy.cost.COST_DEVICE`), with the gradient to beta wherever it is."""
         if hard:
             out = {n: F.one_hot(b.detach().argmax(), b.numel()).float() for n, b in self.beta.items()}
         elif sample:
@@ -46,7 +47,7 @@ class AcceleratorChoice(nn.Module):
         else:
             out = {n: F.softmax(b, dim=-1) for n, b in self.beta.items()}
         out.update(self._fixed_probs)
-        return {n: out[n] for n in self.params}
+        return to_cost_device({n: out[n] for n in self.params})
 
     def export_point(self) -> dict[str, Any]:
         return self.cost_model[0].point({n: int(p.argmax()) for n, p in self.probs(hard=True).items()})

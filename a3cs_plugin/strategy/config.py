@@ -215,10 +215,22 @@ class RunConfig(_Strict):
     seed: int = Field(1, ge=0)
     seeds: Optional[list[int]] = None       # several searches (RUN_DIR/seed_<s>/); the best is copied up
     threads: int = Field(0, ge=0)           # torch threads; 0: min(2, cores)
+    # compute device of the search, its fine-tune and evaluations (a3cs_plugin.rl.device):
+    # auto (a GPU when torch sees one, else the CPU), cpu, cuda or cuda:N
+    device: str = "auto"
     hardware: HardwareConfig = Field(default_factory=HardwareConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device(cls, v):
+        from a3cs_plugin.rl.device import DEVICES, check_device_spec
+        try:
+            return check_device_spec(v)
+        except ConfigError:
+            raise ValueError(f"unknown device; expected {DEVICES}") from None
 
     @field_validator("algo")
     @classmethod

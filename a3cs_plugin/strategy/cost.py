@@ -19,6 +19,17 @@ from a3cs_plugin.errors import ConfigError
 
 METRICS = ("latency", "energy", "edp")
 
+#: Where the hardware cost model runs, whatever the device of the search: the surrogate is a few
+#: small tables and an MLP over ~100 layers, and keeps lookup caches outside its buffers.  alpha
+#: and beta live with the supernet (on a GPU in a GPU search); their probabilities are moved here
+#: with ``.to`` (differentiable), so the cost's gradient flows back to them on their device.
+COST_DEVICE = torch.device("cpu")
+
+
+def to_cost_device(probs: Mapping[str, Any]) -> dict[str, Any]:
+    """``probs`` with every tensor on :data:`COST_DEVICE` (a no-op on the CPU)."""
+    return {k: (v.to(COST_DEVICE) if isinstance(v, torch.Tensor) else v) for k, v in probs.items()}
+
 
 class CostModel(nn.Module):
     """Base class of cost-model plugins.
@@ -141,12 +152,19 @@ class NetworkCost(nn.Module):
         self.register_buffer("feats", feats, persistent=False)
         self.register_buffer("segment", torch.tensor(segment, dtype=torch.long), persistent=False)
 
+    def _apply(self, fn, recurse=True):
+        # pinned to COST_DEVICE: moving the search's modules to a GPU (Lightning's .to(device))
+        # leaves the cost model, its surrogate and their buffers here; other conversions apply
+        if fn(torch.zeros(())).device != COST_DEVICE:
+            return self
+        return super()._apply(fn, recurse)
+
     def slot_costs(self, accel_probs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(energy_pJ, cycles) per slot: slot 0 is the fixed layers, then (cell, op) in order."""
         if self.feats.shape[0] == 0:
             z = torch.zeros(self.num_slots)
             return z, z
-        e, c = self.cost_model.layer_costs(self.feats, accel_probs)
+        e, c = self.cost_model.layer_costs(self.feats, to_cost_device(accel_probs))
         z = torch.zeros(self.num_slots, dtype=e.dtype)
         return z.index_add(0, self.segment, e), z.index_add(0, self.segment, c)
 
@@ -160,7 +178,7 @@ class NetworkCost(nn.Module):
             if p.numel() != len(self.op_names[label]):
                 raise ConfigError("alpha size does not match the ops of the cell", key=label,
                                   expected=f"{len(self.op_names[label])} probabilities", got=p.numel())
-            weights.append(p.to(e_slot.dtype).reshape(-1))
+            weights.append(p.to(e_slot.device, e_slot.dtype).reshape(-1))
         w = torch.cat(weights)
         return (w * e_slot).sum(), (w * c_slot).sum()
 
@@ -168,7 +186,7 @@ class NetworkCost(nn.Module):
                   accel_probs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The searched scalar: latency (s), energy (pJ) or EDP (pJ*s) of one inference."""
         energy, cycles = self.expected(alpha_probs, accel_probs)
-        latency = cycles * self.cost_model.cycle_seconds(accel_probs)
+        latency = cycles * self.cost_model.cycle_seconds(to_cost_device(accel_probs))
         return metric_value(metric, energy, latency)
 
     def derived(self, arch: Mapping[str, str], accel_probs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,7 +31,7 @@ from a3cs_plugin.strategy.config import RunConfig
 
 CKPT_DIR = "checkpoints"
 #: config keys that may differ when a run is resumed (everything after the search itself)
-RESUMABLE_CHANGES = ("finetune.frames", "eval.")
+RESUMABLE_CHANGES = ("finetune.frames", "eval.", "device")
 
 
 def _quiet_nni() -> None:
@@ -133,7 +133,10 @@ def build_search(cfg: RunConfig, out: Path, *, resume: bool = False, teacher: An
     from a3cs_plugin.rl.rollout import fast_layout
     from a3cs_plugin.strategy.rl_module import RolloutModule, step_loader
 
+    from a3cs_plugin.rl.device import lightning_accelerator, resolve_device
+
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    device = resolve_device(cfg.device)   # a GPU that is not there: one line, before any work
     spec = env_spec(cfg.game)
     if teacher is None and cfg.teacher:   # direct-nas: no distillation, the teacher is only reported
         from a3cs_plugin.rl.teacher import load_teacher
@@ -164,7 +167,7 @@ def build_search(cfg: RunConfig, out: Path, *, resume: bool = False, teacher: An
     trainer = Trainer(max_epochs=plan["epochs"], logger=TensorBoardLogger(str(out), name="tb", version=""),
                       callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False,
                       enable_checkpointing=False, num_sanity_val_steps=0, limit_val_batches=0,
-                      log_every_n_steps=1, accelerator="cpu", devices=1)
+                      log_every_n_steps=1, **lightning_accelerator(device))
     fit_kwargs = {}
     last = out / CKPT_DIR / "last.ckpt"
     if resume and last.is_file():
@@ -483,7 +486,7 @@ def finetune_derived(cfg: RunConfig, out: Path, space, arch: dict, *, resume: bo
                        frames=cfg.finetune.frames, algo=cfg.algo, seed=cfg.seed, hp=hp, distill=distill,
                        teacher=cfg.teacher if cfg.distilling else None,
                        checkpoint_every=cfg.finetune.checkpoint_every, init=str(init),
-                       torch_threads=cfg.threads or 1)
+                       torch_threads=cfg.threads or 1, device=cfg.device)
     log(f"a3cs search: fine-tuning the derived agent for {cfg.finetune.frames:,} frames -> {ft}")
     show = sys.stderr.isatty() if progress is None else bool(progress)
     summary = train(tcfg, ft, resume=resume, progress=show, log=log)
@@ -499,22 +502,24 @@ def score_agents(cfg: RunConfig, derived_model, teacher, *, log: Callable[[str],
     """Derived agent, teacher and a uniform-random agent under one protocol (``cfg.eval``:
     episodes, seed, greedy or sampled actions), and the normalized score
     ``(derived - random) / (teacher - random)``."""
+    from a3cs_plugin.rl.device import resolve_device
     from a3cs_plugin.rl.evaluate import evaluate, random_agent
 
+    dev = resolve_device(cfg.device)
     ep, seed, greedy = cfg.eval.episodes, cfg.seed + 1000, cfg.eval.greedy
     log(f"a3cs search: scoring over {ep} episodes ({'greedy' if greedy else 'sampled'} actions)")
     res: dict[str, Any] = {}
-    r = evaluate(derived_model, cfg.game, ep, seed=seed, greedy=greedy)
+    r = evaluate(derived_model, cfg.game, ep, seed=seed, greedy=greedy, device=dev)
     res["derived"] = {"score": r.mean, "score_std": r.std, "episodes": r.episodes, "scores": r.scores}
     if teacher is not None and cfg.eval.teacher:
-        r = evaluate(teacher, cfg.game, ep, seed=seed, greedy=greedy)
+        r = evaluate(teacher, cfg.game, ep, seed=seed, greedy=greedy, device=dev)
         res["teacher"] = {"score": r.mean, "score_std": r.std, "episodes": r.episodes, "scores": r.scores}
     if cfg.eval.random:
         num_actions = derived_model.num_actions if hasattr(derived_model, "num_actions") else None
         if num_actions is None:
             from a3cs_plugin.rl.envs import env_spec
             num_actions = env_spec(cfg.game).num_actions
-        r = evaluate(random_agent(num_actions), cfg.game, ep, seed=seed)
+        r = evaluate(random_agent(num_actions), cfg.game, ep, seed=seed, device=dev)
         res["random"] = {"score": r.mean, "score_std": r.std, "episodes": r.episodes, "scores": r.scores}
     res["derived"]["random_score"] = res.get("random", {}).get("score")
     res["derived"]["normalized_score"] = normalized_score(

@@ -19,8 +19,9 @@ from a3cs_plugin.errors import ConfigError
 
 def retrain(run_dir: str | Path, frames: int, *, episodes: int = 30, seed: int | None = None,
             resume: bool = False, progress: bool | None = None,
-            log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train ``RUN_DIR/arch.json`` from scratch for ``frames`` and evaluate it over ``episodes``."""
+            log: Callable[[str], None] | None = None, device: str | None = None) -> dict[str, Any]:
+    """Train ``RUN_DIR/arch.json`` from scratch for ``frames`` and evaluate it over ``episodes``
+    (on ``device``: auto, cpu, cuda[:N]; default the search config's device)."""
     from a3cs_plugin.agents.arch import load_arch
     from a3cs_plugin.agents.space import AgentSpace
     from a3cs_plugin.rl.checkpoint import agent_file, checkpoint_path, load_agent, save_atomic
@@ -48,13 +49,15 @@ def retrain(run_dir: str | Path, frames: int, *, episodes: int = 30, seed: int |
     tcfg = TrainConfig(agent="searched", arch=dict(arch), num_cells=cfg.search.num_cells, game=spec.game,
                        frames=int(frames), algo=cfg.algo, seed=seed, hp=dict(cfg.hp), distill=distill,
                        teacher=cfg.teacher if cfg.distilling else None,
-                       checkpoint_every=max(per, int(frames) // 10), torch_threads=cfg.threads or 1)
+                       checkpoint_every=max(per, int(frames) // 10), torch_threads=cfg.threads or 1,
+                       device=device or cfg.device)
     show = sys.stderr.isatty() if progress is None else bool(progress)
     summary = train(tcfg, out, resume=resume, progress=show, log=log)
     train_s = float(summary["wall_s"])    # all segments, up to the last checkpoint of a killed one
     model, meta = load_agent(out)
     log(f"a3cs retrain: {summary['frames']} frames in {train_s:.0f} s; evaluating over {episodes} episodes")
-    result = evaluate(model, cfg.game, episodes, seed=seed + 2000)
+    from a3cs_plugin.rl.device import resolve_device
+    result = evaluate(model, cfg.game, episodes, seed=seed + 2000, device=resolve_device(tcfg.device))
     save_atomic(agent_file(model, agent="searched", game=spec.game, num_actions=spec.num_actions,
                            frames=int(summary["frames"]), fp16=False, arch=dict(arch),
                            num_cells=cfg.search.num_cells, source="a3cs retrain",

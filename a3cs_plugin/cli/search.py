@@ -141,6 +141,14 @@ def cmd_run_example(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from a3cs_plugin.strategy.driver import _quiet_nni
+    from a3cs_plugin.strategy.reproduce import reproduce
+    _quiet_nni()
+    reproduce(args.figure, args.out, budget_name=args.budget, games=args.games, resume=args.resume)
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("search", help="co-search a DRL agent and its accelerator (A3C-S)")
     p.add_argument("config", help="run configuration YAML (see examples/quick_pong.yaml)")
@@ -162,6 +170,18 @@ def register(sub) -> None:
     p.add_argument("--device", default=None, metavar="DEVICE",
                    help=checks.DEVICE_HELP + "; default: the search config's device: key")
     p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("reproduce", help="run and draw one of the A3C-S paper's figures (fig1, fig2, fig3)")
+    p.add_argument("figure", choices=("fig1", "fig2", "fig3"),
+                   help="fig1: zoo training curves; fig2: Direct-NAS vs A3C-S one-/bi-level search curves; "
+                        "fig3: score vs FPS (A3C-S pairs, DAS, DNNBuilder-like and Eyeriss-like baselines)")
+    p.add_argument("--budget", default="cpu", choices=("tiny", "cpu", "full"),
+                   help="tiny: seconds (tests); cpu: a few hours per game on 2 cores; full: the paper's "
+                        "scale (10M frames, 4 games, 3 seeds; GPU)")
+    p.add_argument("--games", nargs="+", help="games (default: the budget's; each needs a shipped teacher)")
+    p.add_argument("--out", required=True, help="directory of the runs and of figN.png/.md/.json")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted reproduce run in --out")
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("run-example", help="run the default quick co-search example")
     p.add_argument("--example", default=EXAMPLE, help=f"example name in examples/ (default {EXAMPLE})")

@@ -20,7 +20,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -62,8 +62,12 @@ def _check_resume(cfg: TrainConfig, saved: TrainConfig, where: str) -> None:
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True,
-          log: Callable[[str], None] | None = None) -> dict:
-    """Train (or resume) a run into ``out_dir``; returns a summary dict."""
+          log: Callable[[str], None] | None = None,
+          on_checkpoint: Callable[[int, Any], None] | None = None) -> dict:
+    """Train (or resume) a run into ``out_dir``; returns a summary dict.
+
+    ``on_checkpoint(frames, model)`` runs after every checkpoint is written (e.g. a test-score
+    curve); it must leave the model's weights and the global torch RNG as it found them."""
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     out = Path(out_dir)
     torch.set_num_threads(cfg.torch_threads or default_threads())
@@ -173,6 +177,9 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
                                     refresh=False)
             _save(ckpt_file, cfg, model, learner, update, segment, frames, spec.num_actions,
                   wall_s=prior_wall + time.time() - t0)
+            if on_checkpoint is not None:
+                with torch.random.fork_rng(devices=[]):
+                    on_checkpoint(frames, model)
             csv_file[0].flush()
             if writer is not None:
                 writer.flush()

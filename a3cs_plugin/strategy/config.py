@@ -172,6 +172,9 @@ class SearchConfig(_Strict):
     balance: Literal["normalize", "none"] = "normalize"
     das_steps: int = Field(400, ge=1)      # accelerator-only search (agent: set): Adam steps on beta
     beta_samples: int = Field(4, ge=1)     # hard Gumbel samples of the accelerator per hardware step
+    # test score of the derived agent (argmax alpha, supernet weights) after every search epoch:
+    # this many full games, unclipped, sampled actions (0: off); the curve of Fig. 2
+    score_episodes: int = Field(0, ge=0)
 
     def warmup_fraction(self) -> float:
         if self.warmup_epochs is not None:

@@ -72,6 +72,32 @@ def EpochCheckpoint(path: Path):  # noqa: N802 - factory keeps lightning imports
     return _epoch_checkpoint_cls()(path)
 
 
+def _score_cls():
+    import pytorch_lightning as pl
+
+    class ScoreDuringSearch(pl.Callback):
+        """After every search epoch (before its checkpoint): the derived agent of the moment
+        (argmax alpha, the supernet's weights) plays ``episodes`` full games; mean/std of the
+        unclipped score go into the last history entry (``test_score``, ``test_score_std``), so
+        they are saved with the checkpoint and resume exactly.  The global RNG is left as it was."""
+
+        def __init__(self, space, game: str, episodes: int, seed: int):
+            self.space, self.game, self.episodes, self.seed = space, game, int(episodes), int(seed)
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            from a3cs_plugin.rl.evaluate import evaluate
+            if not pl_module.history:
+                return
+            arch = {str(k): str(v) for k, v in pl_module.export().items()}
+            with torch.random.fork_rng(devices=[]), torch.no_grad():
+                agent = self.space.freeze(arch)
+                r = evaluate(agent, self.game, self.episodes, seed=self.seed + trainer.current_epoch)
+            pl_module.history[-1].update(test_score=r.mean, test_score_std=r.std,
+                                         test_episodes=r.episodes, test_arch=arch)
+
+    return ScoreDuringSearch
+
+
 def _progress_cls():
     import pytorch_lightning as pl
 
@@ -161,6 +187,8 @@ def build_search(cfg: RunConfig, out: Path, *, resume: bool = False, teacher: An
                            seed=cfg.seed)
     plan = cfg.plan()
     callbacks = [EpochCheckpoint(out / CKPT_DIR / "last.ckpt")]
+    if cfg.search.score_episodes:   # before the checkpoint callback: the score is saved with it
+        callbacks.insert(0, _score_cls()(space, cfg.game, cfg.search.score_episodes, cfg.seed + 3000))
     if progress is None or progress:
         tty = sys.stderr.isatty() if progress is None else True
         callbacks.append(_progress_cls()(plan["frames"], log, tty))

@@ -1,0 +1,74 @@
+"""`a3cs reproduce fig1|fig2|fig3` end to end at the tiny budget: real ALE games, the shipped
+teacher, the real surrogate and mapper; each writes figN.png/.md/.json and resumes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from a3cs_plugin.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory):
+    return tmp_path_factory.mktemp("reproduce")
+
+
+def _files(out, fig):
+    for ext in ("png", "md", "json"):
+        assert (out / f"{fig}.{ext}").stat().st_size > 0, ext
+    return json.loads((out / f"{fig}.json").read_text())
+
+
+@pytest.mark.slow
+def test_fig1_tiny(out):
+    assert main(["reproduce", "fig1", "--budget", "tiny", "--out", str(out)]) == 0
+    res = _files(out, "fig1")
+    curves = res["curves"]["Pong"]
+    assert set(curves) == {"nature_cnn", "resnet14"}
+    for agent, runs in curves.items():
+        # a test score at each of the two checkpoints, from real games
+        assert [p["frames"] for p in runs[0]] == [512, 1024], agent
+        assert all(-21 <= p["score"] <= 21 and p["episodes"] == 1 for p in runs[0])
+    assert "--budget tiny" in (out / "fig1.md").read_text()
+
+
+@pytest.mark.slow
+def test_fig2_tiny_three_schemes_two_seeds(out):
+    assert main(["reproduce", "fig2", "--budget", "tiny", "--out", str(out)]) == 0
+    res = _files(out, "fig2")
+    curves = res["curves"]["Pong"]
+    assert set(curves) == {"direct-nas", "a3cs-one-level", "a3cs-bi-level"}
+    frames = {s: [[p["frames"] for p in r] for r in runs] for s, runs in curves.items()}
+    for scheme, runs in frames.items():
+        assert len(runs) == 2 and runs[0] == runs[1] == [1024, 2048], scheme     # matched frames, 2 seeds
+    ref = res["references"]["Pong"]
+    assert ref["teacher"] > ref["random"]          # the shipped teacher beats a random agent
+    # a finished figure is redrawn from its runs with --resume, refused without it
+    assert main(["reproduce", "fig2", "--budget", "tiny", "--out", str(out), "--resume"]) == 0
+    assert main(["reproduce", "fig2", "--budget", "tiny", "--out", str(out)]) == 2
+    assert main(["reproduce", "fig2", "--budget", "cpu", "--out", str(out), "--resume"]) == 2
+
+
+@pytest.mark.slow
+def test_fig3_tiny_pairs_das_and_baselines(out):
+    assert main(["reproduce", "fig3", "--budget", "tiny", "--out", str(out)]) == 0
+    res = _files(out, "fig3")
+    pts = res["points"]["Pong"]
+    kinds = {p["kind"] for p in pts}
+    assert kinds == {"A3C-S", "DAS", "dnnbuilder_like", "eyeriss_like"}
+    assert len([p for p in pts if p["kind"] == "A3C-S"]) == 2
+    assert {p["agent"] for p in pts if p["kind"] == "DAS"} == {"nature_cnn", "resnet14"}
+    assert all(p["fps"] > 0 for p in pts) and any(p["pareto"] for p in pts)
+    # the Pareto marks are consistent: no marked point is dominated
+    for p in pts:
+        if p["pareto"]:
+            assert not any(q["score"] > p["score"] and q["fps"] > p["fps"] for q in pts)
+    # the teacher scores the same on every accelerator (one evaluation), its FPS differs
+    teacher = [p for p in pts if p["agent"] == "nature_cnn"]
+    assert len({p["score"] for p in teacher}) == 1 and len({round(p["fps"]) for p in teacher}) == 3
+    assert "9.62" in res["hardware_budget"]
+
+
+def test_reproduce_bad_input_is_one_line():
+    assert main(["reproduce", "fig2", "--budget", "tiny", "--games", "NoSuchGame", "--out", "x"]) == 2

@@ -629,6 +629,19 @@ def build_corpus(root: Path) -> list[Case]:
             cfg = yaml.safe_dump(_set(_set(ctree, ("hardware", "template"), f), ("hardware", "baselines"), []))
             cases.append(Case("search", "template " + name, ["search", w.text("config", cfg), "--out", str(out_dir)]))
 
+    # ---- --device / device: (issue 14): a bad name, and a GPU no machine has (cuda:99)
+    for dev in ("tpu", "cuda:99", "cuda:x", "GPU0"):
+        cases += [Case("train", f"--device {dev}", [*tr, *tout, "--device", dev]),
+                  Case("evaluate", f"--device {dev}", [*ev, "--teacher", "Pong", "--device", dev]),
+                  Case("search", f"--device {dev}", ["search", str(CONFIG), "--out", str(out_dir), "--device", dev]),
+                  Case("search", f"config:device={dev}",
+                       ["search", w.text("config", yaml.safe_dump({**ctree, "device": dev})), "--out", str(out_dir)]),
+                  Case("retrain", f"--device {dev}", ["retrain", str(run), *rt, "--device", dev])]
+    cases += [Case("search", "config:device=7", ["search", w.text("config", yaml.safe_dump({**ctree, "device": 7})),
+                                                  "--out", str(out_dir)]),
+              Case("search", "config:device=null", ["search", w.text("config", yaml.safe_dump({**ctree, "device": None})),
+                                                     "--out", str(out_dir)])]
+
     # ---- controls: the valid inputs every mutation starts from
     cases += [Case("hw map", "valid", ["hw", "map", str(good), str(PROBLEM), str(MAPPER), *fast_map], True),
               Case("hw map", "valid constraints", ["hw", "map", *base, cons_file, *fast_map], True),
@@ -720,6 +733,13 @@ MUST_SAY = {
     ("hw map", "mapper:optimization_metrics=['speed']"): ("optimization_metrics", "speed"),
     ("hw map", "--ert the problem file"): ("ERT",),
     ("fit-surrogate", "--out the packaged surrogate"): ("--force",),
+    ("train", "--device tpu"): ("--device", "auto, cpu, cuda or cuda:N"),
+    ("train", "--device cuda:99"): ("--device",),
+    ("evaluate", "--device cuda:99"): ("--device",),
+    ("search", "--device cuda:99"): ("--device",),
+    ("search", "config:device=tpu"): ("key 'device'", "auto, cpu, cuda or cuda:N"),
+    ("search", "config:device=cuda:99"): ("key 'device'",),
+    ("retrain", "--device tpu"): ("--device",),
 }
 
 

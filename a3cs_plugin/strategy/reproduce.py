@@ -183,13 +183,14 @@ def _search_cfg(b: dict, fig: str, game: str, **over: Any):
     return parse_config(_merge(doc, over), f"reproduce {fig} ({b['name']} budget)")
 
 
-def _search(cfg, run: Path, *, log, finetune: bool = True, recost: bool = True, scores: bool = True) -> dict:
+def _search(cfg, run: Path, *, log, finetune: bool = True, recost: bool = True, scores: bool = True,
+            progress: bool = False) -> dict:
     from a3cs_plugin.strategy.driver import run_search
     if (run / "report.json").is_file():
         return json.loads((run / "report.json").read_text())
     resume = (run / "config.yaml").is_file()
     return run_search(cfg, run, resume=resume, recost=recost, evaluate_scores=scores, finetune=finetune,
-                      progress=False, log=log)
+                      progress=progress, log=log)
 
 
 def run_fig2(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[[str], None]) -> dict:
@@ -204,7 +205,7 @@ def run_fig2(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
                 cfg = _search_cfg(b, "fig2", game, seed=seed, search={"score_episodes": f["episodes"]},
                                   eval={"teacher": False, "random": False}, **over)
                 log(f"a3cs reproduce fig2: {game} {scheme} seed {seed}, {cfg.plan()['frames']:,} frames -> {run}")
-                _search(cfg, run, log=log, finetune=False, recost=False, scores=False)
+                _search(cfg, run, log=log, finetune=False, recost=False, scores=False, progress=progress)
                 hist = json.loads((run / "history.json").read_text())
                 pts = [{"frames": h["frames"], "score": h["test_score"], "std": h["test_score_std"]}
                        for h in hist if "test_score" in h]
@@ -266,7 +267,7 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
             cfg = _search_cfg(b, "fig3", game, hardware={"lambda": lam}, finetune={"frames": f["finetune"]},
                               eval={"teacher": False, "random": False})
             log(f"a3cs reproduce fig3: {game} A3C-S lambda {lam:g} -> {run}")
-            rep = _search(cfg, run, log=log)
+            rep = _search(cfg, run, log=log, progress=progress)
             d = rep["derived"]
             pts.append({"kind": "A3C-S", "label": f"A3C-S λ={lam:g}", "agent": "searched", "score": d["score"],
                         "std": d["score_std"], "fps": d["fps"], "energy_mJ": d.get("energy_mJ"),
@@ -494,14 +495,15 @@ def reproduce(figure: str, out: str | Path, *, budget_name: str = "cpu", games: 
         if not resume:
             raise ConfigError(f"{out} already holds a {figure} run", file=str(out),
                               expected="--resume to continue it, or a new --out")
-        if before != {"budget": b["name"], "games": b["games"]}:
-            raise ConfigError(f"--resume with another budget or games ({before['budget']}: "
-                              f"{', '.join(before['games'])})", file=str(state),
-                              expected="the budget and games of the interrupted run")
+        if before.get("budget") != b["name"]:
+            raise ConfigError(f"--resume with another budget (the runs in --out are '{before.get('budget')}')",
+                              file=str(state), expected="the budget of the interrupted run, or a new --out")
     elif resume and not out.is_dir():
         raise ConfigError("--resume but there is no run", file=str(out), expected="an existing reproduce --out")
     out.mkdir(parents=True, exist_ok=True)
-    state.write_text(json.dumps({"budget": b["name"], "games": b["games"]}))
+    games_so_far = json.loads(state.read_text()).get("games", []) if state.is_file() else []
+    state.write_text(json.dumps({"budget": b["name"],
+                                 "games": games_so_far + [g for g in b["games"] if g not in games_so_far]}))
     show = sys.stderr.isatty() if progress is None else bool(progress)
     t0 = time.time()
     result = RUNNERS[figure](out, b, resume=resume, progress=show, log=log or _log_default)

@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "a3cs_plugin.cli.hw",
     "a3cs_plugin.cli.rl",
     "a3cs_plugin.cli.search",
+    "a3cs_plugin.cli.sweep",
 )
 
 

@@ -72,3 +72,4 @@ def test_fig3_tiny_pairs_das_and_baselines(out):
 
 def test_reproduce_bad_input_is_one_line():
     assert main(["reproduce", "fig2", "--budget", "tiny", "--games", "NoSuchGame", "--out", "x"]) == 2
+    assert main(["reproduce", "fig2", "--budget", "tiny", "--device", "tpu", "--out", "x"]) == 2

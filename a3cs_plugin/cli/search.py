@@ -145,7 +145,8 @@ def cmd_reproduce(args) -> int:
     from a3cs_plugin.strategy.driver import _quiet_nni
     from a3cs_plugin.strategy.reproduce import reproduce
     _quiet_nni()
-    reproduce(args.figure, args.out, budget_name=args.budget, games=args.games, resume=args.resume)
+    reproduce(args.figure, args.out, budget_name=args.budget, games=args.games, resume=args.resume,
+              device=args.device)
     return 0
 
 
@@ -181,6 +182,7 @@ def register(sub) -> None:
     p.add_argument("--games", nargs="+", help="games (default: the budget's; each needs a shipped teacher)")
     p.add_argument("--out", required=True, help="directory of the runs and of figN.png/.md/.json")
     p.add_argument("--resume", action="store_true", help="continue an interrupted reproduce run in --out")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("run-example", help="run the default quick co-search example")

@@ -85,6 +85,7 @@ def budget(name: str, games: list[str] | None = None) -> dict[str, Any]:
         raise ConfigError(f"unknown budget '{name}'", key="--budget", expected="tiny, cpu or full")
     b = copy.deepcopy(BUDGETS[name])
     b["name"] = name
+    b["device"] = "auto"
     if games:
         from a3cs_plugin.rl.envs import env_spec
         b["games"] = [env_spec(g).game for g in games]     # unknown game: one-line error now
@@ -128,7 +129,7 @@ def run_fig1(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
                 done = {p["frames"] for p in points}
                 every = max(1, f["frames"] // f["checkpoints"])
                 cfg = TrainConfig(agent=agent, game=game, frames=f["frames"], seed=seed, hp=dict(f["hp"]),
-                                  checkpoint_every=every, torch_threads=1)
+                                  checkpoint_every=every, torch_threads=1, device=b["device"])
 
                 def score(frames, model, _file=curve_file, _done=done, _game=game, _seed=seed):
                     if frames in _done:
@@ -176,7 +177,7 @@ def _search_cfg(b: dict, fig: str, game: str, **over: Any):
     f = b[fig]
     doc = _merge(_BASE_SEARCH, {"game": game, "teacher": _teacher_name(game), "frames": f["frames"],
                                 "hp": f["hp"], "search": {"num_cells": f["num_cells"], "epochs": f["epochs"]},
-                                "eval": {"episodes": f["episodes"]}})
+                                "eval": {"episodes": f["episodes"]}, "device": b["device"]})
     if b["name"] == "tiny":
         doc["search"]["arc_lr"] = 0.05
         doc["hardware"]["recost_evaluations"] = 300
@@ -277,7 +278,8 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
         student = base / "resnet14_student"
         scfg = TrainConfig(agent="resnet14", game=game, frames=f["student_frames"], seed=1, hp=dict(f["hp"]),
                            distill=DistillConfig(actor=1.0, critic=0.5), teacher=_teacher_name(game),
-                           checkpoint_every=max(1, f["student_frames"] // 4), torch_threads=1)
+                           checkpoint_every=max(1, f["student_frames"] // 4), torch_threads=1,
+                           device=b["device"])
         ck = student / "checkpoints" / "last.pt"
         if not (ck.exists() and _ckpt_frames(ck) >= _planned(scfg)):
             log(f"a3cs reproduce fig3: {game} ResNet-14 distilled from the teacher, "
@@ -478,12 +480,16 @@ RUNNERS = {"fig1": run_fig1, "fig2": run_fig2, "fig3": run_fig3}
 
 
 def reproduce(figure: str, out: str | Path, *, budget_name: str = "cpu", games: list[str] | None = None,
-              resume: bool = False, progress: bool | None = None,
+              resume: bool = False, progress: bool | None = None, device: str = "auto",
               log: Callable[[str], None] | None = None) -> dict:
-    """Run (or resume) what ``figure`` needs into ``out`` and draw it."""
+    """Run (or resume) what ``figure`` needs into ``out`` and draw it (``device``: auto, cpu,
+    cuda[:N] for every training, search and evaluation)."""
+    from a3cs_plugin.rl.device import resolve_device
     if figure not in RUNNERS:
         raise ConfigError(f"unknown figure '{figure}'", key="figure", expected="fig1, fig2 or fig3")
     b = budget(budget_name, games)
+    resolve_device(device, key="--device")      # a bad or absent device: one line, before any work
+    b["device"] = str(device)
     for g in b["games"]:
         _teacher_name(g)
     out = Path(out)

@@ -427,9 +427,10 @@ def plot(sweep: Mapping[str, Any], path: str | Path) -> Path:
     for p in pts:
         if math.isfinite(_num(p["score"])):
             spots.setdefault((p["fps"], p["score"]), []).append(
-                str(p["sequence"]) if p.get("sequence") is not None else p["label"])
-    for (x, y), names in spots.items():
-        ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=7)
+                f"#{p['sequence']}" if p.get("sequence") is not None else p["label"])
+    for i, ((x, y), names) in enumerate(sorted(spots.items())):   # neighbours alternate above/below
+        ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(6, 5 if i % 2 == 0 else -11),
+                    fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("FPS of the derived agent on its accelerator (log)")
     ax.set_ylabel("evaluation score")

@@ -79,11 +79,7 @@ def problem_key(problem: dict) -> str:
 
 
 def _builders():
-    try:
-        from .spec.problem import conv2d_problem, linear_problem
-    except ImportError as exc:  # pragma: no cover - only while the spec package is incomplete
-        raise ConfigError(f"a3cs_plugin.hardware.spec.problem is not available ({exc})",
-                          expected="conv2d_problem / linear_problem builders") from exc
+    from .spec.problem import conv2d_problem, linear_problem
     return conv2d_problem, linear_problem
 
 

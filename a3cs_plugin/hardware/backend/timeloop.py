@@ -290,8 +290,8 @@ def _unavailable(mode: str) -> TimeloopUnavailable:
 
 def _ert_art(spec) -> tuple[dict, dict]:
     """Accelergy-format ERT / ART for the spec's levels, from the energy tables the model uses."""
-    from a3cs_plugin.hardware.model.engine import tables_for
-    T = tables_for(spec)
+    from a3cs_plugin.hardware.energy.tables import level_energies
+    T = level_energies(spec)
     top = str(spec.arch.name or "system")
     top = top if top.endswith("_top_level") else f"{top}_top_level"
     ert, art = [], []
@@ -300,14 +300,14 @@ def _ert_art(spec) -> tuple[dict, dict]:
         if lv.is_dummy:
             continue
         name = f"{top}.{lv.name}[1..{lv.instances}]"
-        acts = [("read", T.e_read[i]), ("write", T.e_fill[i]), ("update", T.e_update[i]), ("leak", T.e_leak[i])]
+        acts = [("read", T.read[i]), ("write", T.fill[i]), ("update", T.update[i]), ("leak", T.leak[i])]
         ert.append({"name": name, "actions": [{"name": a, "arguments": None, "energy": float(e)} for a, e in acts]})
         if lv.name in area:
             art.append({"name": name, "area": float(area[lv.name])})
     c = spec.arch.compute
     name = f"{top}.{c.name}[1..{c.instances}]"
-    ert.append({"name": name, "actions": [{"name": "compute", "arguments": None, "energy": float(T.e_compute)},
-                                          {"name": "leak", "arguments": None, "energy": float(T.e_compute_leak)}]})
+    ert.append({"name": name, "actions": [{"name": "compute", "arguments": None, "energy": float(T.compute)},
+                                          {"name": "leak", "arguments": None, "energy": float(T.compute_leak)}]})
     if c.name in area:
         art.append({"name": name, "area": float(area[c.name])})
     return ({"ERT": {"version": "0.4", "tables": ert}}, {"ART": {"version": "0.4", "tables": art}})

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from a3cs_plugin.errors import A3CSError, SpecError
+from a3cs_plugin.hardware.spec.energy import EnergyTable, parse_art, parse_ert
 
 TABLES_PATH = Path(__file__).resolve().parent / "tables" / "builtin_tables.json"
 
@@ -424,6 +425,15 @@ def _spec_components(spec: Any) -> list:
         return list(spec)
     raise SpecError("cannot find architecture components in the specification", key="architecture",
                     expected="an object with .components/.levels or ert_components()")
+
+
+def builtin_table(spec) -> EnergyTable:
+    """The built-in energies / areas of every component of ``spec`` (a
+    :class:`~a3cs_plugin.hardware.spec.Spec`, via ``spec.ert_components()``), keyed by the bare
+    component name as a parsed ERT / ART is; ``source`` is the tables' file name."""
+    ert, art = builtin_ert_for_components(spec.ert_components())
+    return EnergyTable(energy=parse_ert(ert, "builtin"), area=parse_art(art, "builtin"),
+                       source=TABLES_PATH.name)
 
 
 def builtin_ert(spec: Any) -> tuple[dict, dict]:

@@ -318,10 +318,7 @@ def _minimal_genome(space: MapSpace) -> Genome:
 
 
 def _scalar_evaluate():
-    try:
-        from ..model import evaluate
-    except ImportError:
-        from ..model.result import evaluate
+    from ..model import evaluate
     return evaluate
 
 

@@ -41,8 +41,8 @@ Semantics (Timeloop's, for dense tensors and perfectly factorised loop nests):
 * Energy: per data space and level, ``ceil(accesses / block_size) * action energy`` for reads,
   fills (``write``) and updates (``update``), times utilised instances (utilised clusters when
   ``cluster_size > 1``); leakage = ``leak`` x cycles x utilised instances (at least one);
-  compute = computes x ``compute``/``mac`` energy.  ERT actions with several argument variants
-  are charged their largest energy, as Timeloop does.  Network, address-generation and
+  compute = computes x ``compute``/``mac`` energy.  Which table and action energy a level gets
+  (ERT/ART or built-in, Timeloop's action choice) is :mod:`a3cs_plugin.hardware.energy.tables`.  Network, address-generation and
   temporal-reduction energies are zero (as in Timeloop with Accelergy tables that lack them).
 * Cycles: product of temporal loop bounds, stretched by any level whose read / write / shared
   bandwidth (words per cycle per instance) is below the demand.
@@ -59,14 +59,20 @@ Semantics (Timeloop's, for dense tensors and perfectly factorised loop nests):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from a3cs_plugin.errors import A3CSError, MappingError, SpecError
+from a3cs_plugin.errors import MappingError, SpecError
+from a3cs_plugin.hardware.energy.tables import level_energies
+# ResolvedMapping / resolve_mapping: old import names of the spec layer's mapping resolution
+from a3cs_plugin.hardware.spec.mapping import (LevelMapping, Mapping, ResolvedMapping,  # noqa: F401
+                                               check_mapping, resolve_mapping)
+from a3cs_plugin.hardware.spec.problem import footprint as _footprint
 
 from .batch import MappingBatch
+
+#: The checks of a user mapping (one-line :class:`MappingError`); they need no model.
+validate_mapping = check_mapping
 
 # Sliding-window (halo) reuse, see the module docstring: "timeloop-2024" (default) reproduces
 # Timeloop before commit a12fff5 ("Translation fix", #297, January 2025), which produced the
@@ -108,89 +114,9 @@ def set_timeloop_semantics(version: str | None = None, link_transfers: bool | No
     _CACHE.clear()
 
 
-# ERT action priority lists (Timeloop's mapping from its operation types to Accelergy actions)
-READ_ACTIONS = ("random_read", "read")
-FILL_ACTIONS = ("random_fill", "random_write", "fill", "write")
-UPDATE_ACTIONS = ("random_update", "random_write", "update", "write")
-COMPUTE_ACTIONS = ("mac_random", "mult_random", "mac", "mult", "compute")
-
-
-@dataclass
-class ResolvedMapping:
-    """Per-level lists, levels innermost first (see :mod:`batch` for the conventions)."""
-
-    temporal: list
-    spatial_x: list
-    spatial_y: list
-    perm: list
-    keep: list
-    sorder: list = None
-
-
 # ----------------------------------------------------------------------------------------------
-# mapping <-> batch
+# mapping <-> batch (resolution and the checks of a user mapping live in hardware.spec.mapping)
 # ----------------------------------------------------------------------------------------------
-def resolve_mapping(spec, mapping) -> ResolvedMapping:
-    """Fill defaults (factor 1, permutation padding, keep-all / dummy bypass) and split X/Y."""
-    if mapping is None:
-        raise MappingError("no mapping given", file=spec.source, key="mapping",
-                           expected="a mapping section or --mapping file")
-    arch, prob = spec.arch, spec.problem
-    dims, dsn = prob.dimensions, prob.ds_names
-    D, L = len(dims), len(arch.levels)
-    file = mapping.source
-    temporal = [[1] * D for _ in range(L)]
-    sx = [[1] * D for _ in range(L)]
-    sy = [[1] * D for _ in range(L)]
-    perm = [list(range(D)) for _ in range(L)]
-    sorder = [list(range(D)) for _ in range(L)]
-    keep = [[not arch.levels[l].is_dummy] * len(dsn) for l in range(L)]
-    specified = [False] * D
-    for li, lv in enumerate(arch.levels):
-        lm = mapping.levels.get(lv.name)
-        if lm is None:
-            continue
-        if lm.temporal is not None:
-            for d, f in lm.temporal.items():
-                temporal[li][dims.index(d)] = int(f)
-                specified[dims.index(d)] = True
-        if lm.temporal_perm:
-            order = [dims.index(d) for d in lm.temporal_perm]
-            order += [k for k in range(D) if k not in order]
-            perm[li] = order
-        if lm.spatial is not None:
-            sperm = [dims.index(d) for d in (lm.spatial_perm or [])]
-            sperm += [k for k in range(D) if k not in sperm]
-            sorder[li] = list(sperm)
-            split = lm.split
-            facs = {dims.index(d): int(f) for d, f in lm.spatial.items()}
-            for d in facs:
-                specified[d] = True
-            if split is None:
-                total = int(np.prod(list(facs.values()) or [1]))
-                split = D if (total <= lv.fanout_x or lv.fanout_y == 1) else 0
-            for pos, k in enumerate(sperm):
-                f = facs.get(k, 1)
-                if pos < split:
-                    sx[li][k] = f
-                else:
-                    sy[li][k] = f
-        if lm.keep is not None or lm.bypass is not None:
-            # unspecified data spaces keep Timeloop's default: kept (dummy levels: bypassed)
-            base = list(keep[li])
-            for s, name in enumerate(dsn):
-                if lm.keep is not None and name in lm.keep:
-                    base[s] = True
-                if lm.bypass is not None and name in lm.bypass:
-                    base[s] = False
-            keep[li] = base
-    # a dimension never mentioned anywhere: the whole size goes to the outermost temporal level
-    for k, d in enumerate(dims):
-        if not specified[k]:
-            temporal[L - 1][k] = int(prob.instance[d])
-    return ResolvedMapping(temporal, sx, sy, perm, keep, sorder)
-
-
 def batch_from_mapping(spec, mapping=None) -> MappingBatch:
     r = resolve_mapping(spec, spec.mapping if mapping is None else mapping)
     return MappingBatch(temporal=np.array([r.temporal]), spatial_x=np.array([r.spatial_x]),
@@ -199,7 +125,6 @@ def batch_from_mapping(spec, mapping=None) -> MappingBatch:
 
 
 def mapping_from_batch(spec, batch: MappingBatch, i: int):
-    from a3cs_plugin.hardware.spec.mapping import LevelMapping, Mapping
     dims, dsn = spec.problem.dimensions, spec.problem.ds_names
     m = Mapping(source="<batch>")
     for li, lv in enumerate(spec.arch.levels):
@@ -224,13 +149,6 @@ def mapping_from_batch(spec, batch: MappingBatch, i: int):
 # ----------------------------------------------------------------------------------------------
 # static per-spec tables
 # ----------------------------------------------------------------------------------------------
-def _first(acts: dict, names) -> float | None:
-    for n in names:
-        if n in acts:
-            return float(acts[n])
-    return None
-
-
 class _Tables:
     """Everything about ``spec`` the vectorised model needs, computed once per spec."""
 
@@ -256,104 +174,10 @@ class _Tables:
                                   for l in lv])
         from a3cs_plugin.hardware.spec.constraints import model_flags
         self.flags = model_flags(spec)
-        self.energy_source, self.e_read, self.e_fill, self.e_update, self.e_leak, self.e_compute, \
-            self.e_compute_leak, self.area = _energy_tables(spec)
-
-
-def _energy_tables(spec):
-    arch = spec.arch
-    table = spec.ert
-    source = f"ert:{table.source}" if table is not None and table.energy else None
-    energy = dict(table.energy) if table is not None and table.energy else None
-    area = dict(table.area) if table is not None and table.area else None
-    if energy is None or area is None:
-        missing = [lv for lv in arch.all_levels() if not lv.is_dummy
-                   and (energy is None or lv.name not in energy)]
-        if energy is None or missing:
-            try:
-                from a3cs_plugin.hardware.energy import builtin_ert  # lazy: other engineer's module
-            except ImportError:
-                builtin_ert = None
-            if builtin_ert is None:
-                if energy is None:
-                    raise SpecError("no energy table: give an ERT (--ert) or install the built-in tables",
-                                    file=spec.source, key="ERT", expected="an Accelergy *.ERT.yaml")
-            else:
-                try:
-                    b = builtin_ert(spec)
-                except A3CSError as exc:
-                    if energy is None:
-                        raise
-                    raise SpecError(f"no energy entry for level '{missing[0].name}' in the ERT and no "
-                                    f"built-in table ({exc.message})", file=table.source,
-                                    key=f"ERT.{missing[0].name}",
-                                    expected="an ERT table named after every level") from None
-                benergy, barea, bname = _coerce_builtin(b)
-                if energy is None:
-                    energy, source = benergy, f"builtin:{bname}"
-                else:
-                    filled = [lv.name for lv in missing if lv.name in benergy]
-                    for name in filled:
-                        energy[name] = benergy[name]
-                    if filled:
-                        source += f"+builtin:{bname}({','.join(filled)})"
-                if area is None:
-                    area = barea
-    L = len(arch.levels)
-    e_read, e_fill, e_update, e_leak = (np.zeros(L) for _ in range(4))
-    for i, lv in enumerate(arch.levels):
-        acts = energy.get(lv.name)
-        if acts is None:
-            if lv.is_dummy:
-                continue
-            raise SpecError(f"no energy entry for level '{lv.name}'", file=spec.ert.source if spec.ert else spec.source,
-                            key=f"ERT.{lv.name}", expected="an ERT table named after every level")
-        # Timeloop's fallback for a missing read/fill/update action: the largest action energy
-        vmax = max(list(acts.values()) or [0.0]) / max(1, lv.cluster_size)
-        e_read[i] = _first(acts, READ_ACTIONS) if _first(acts, READ_ACTIONS) is not None else vmax
-        e_fill[i] = _first(acts, FILL_ACTIONS) if _first(acts, FILL_ACTIONS) is not None else vmax
-        e_update[i] = _first(acts, UPDATE_ACTIONS) if _first(acts, UPDATE_ACTIONS) is not None else vmax
-        e_leak[i] = acts.get("leak", 0.0)
-    cacts = energy.get(arch.compute.name)
-    if cacts is None:
-        raise SpecError(f"no energy entry for compute '{arch.compute.name}'", file=spec.source,
-                        key=f"ERT.{arch.compute.name}", expected="a compute/mac action")
-    e_compute = _first(cacts, COMPUTE_ACTIONS) or 0.0
-    e_compute_leak = cacts.get("leak", 0.0)
-    area_total = None
-    if area:
-        try:
-            area_total = sum(area[lv.name] * lv.instances for lv in arch.all_levels() if not lv.is_dummy)
-        except KeyError:
-            area_total = None
-    return source, e_read, e_fill, e_update, e_leak, e_compute, e_compute_leak, area_total
-
-
-def _builtin_table_name() -> str:
-    try:
-        from a3cs_plugin.hardware.energy import builtin
-        return Path(builtin.TABLES_PATH).name
-    except (ImportError, AttributeError):
-        return "builtin"
-
-
-def _coerce_builtin(b):
-    """Accept what ``builtin_ert`` returns: an EnergyTable, (ert, art[, name]) or ERT/ART dicts."""
-    from a3cs_plugin.hardware.spec.energy import EnergyTable, parse_art, parse_ert
-    if isinstance(b, EnergyTable):
-        return b.energy, b.area, b.source or "builtin"
-    if isinstance(b, tuple):
-        ert = b[0]
-        art = b[1] if len(b) > 1 else None
-        name = b[2] if len(b) > 2 else _builtin_table_name()
-        e = ert.energy if isinstance(ert, EnergyTable) else parse_ert(ert, "builtin")
-        a = (art.area if isinstance(art, EnergyTable) else parse_art(art, "builtin")) if art else {}
-        return e, a, name
-    if isinstance(b, dict):
-        e = parse_ert(b, "builtin") if "ERT" in b or "tables" in b else b.get("energy", {})
-        a = parse_art(b, "builtin") if "ART" in b else b.get("area", {})
-        return e, a, str(b.get("name", b.get("source", "builtin")))
-    raise SpecError("built-in energy tables returned an unknown type", key="ERT")
+        e = level_energies(spec)
+        self.energy_source, self.e_read, self.e_fill, self.e_update, self.e_leak = \
+            e.source, e.read, e.fill, e.update, e.leak
+        self.e_compute, self.e_compute_leak, self.area = e.compute, e.compute_leak, e.area
 
 
 _CACHE: dict = {}
@@ -385,22 +209,6 @@ def tables_for(spec) -> _Tables:
 # ----------------------------------------------------------------------------------------------
 # vectorised model
 # ----------------------------------------------------------------------------------------------
-def _footprint(ext, proj):
-    """Footprint (number of points) of a data space with projection ``proj``.
-
-    ``ext`` is indexable by dimension (``ext[d]`` -> array over the batch).
-    """
-    out = None
-    for rank in proj:
-        e = None
-        for coef, d in rank:
-            term = coef * (ext[d] - 1.0)
-            e = term if e is None else e + term
-        e = e + 1.0
-        out = e if out is None else out * e
-    return out
-
-
 def _sliding_footprint(ext, proj, dim, bound, stride):
     """Footprint of the union of ``bound`` tiles shifted by ``stride`` along dimension ``dim``."""
     out = None
@@ -692,49 +500,6 @@ def evaluate_batch(spec, batch: MappingBatch) -> dict:
         return {k: full[k] for k in keys}
     parts = [evaluate_arrays(spec, batch.take(slice(i, i + _CHUNK))) for i in range(0, B, _CHUNK)]
     return {k: np.concatenate([p[k] for p in parts]) for k in keys}
-
-
-# ----------------------------------------------------------------------------------------------
-# validation of a user mapping (one-line errors)
-# ----------------------------------------------------------------------------------------------
-def validate_mapping(spec, mapping) -> None:
-    """Raise MappingError (file, key, expected) if ``mapping`` cannot run on ``spec``."""
-    r = resolve_mapping(spec, mapping)
-    file = mapping.source
-    dims, arch = spec.problem.dimensions, spec.arch
-    for k, d in enumerate(dims):
-        prod = 1
-        for li in range(len(arch.levels)):
-            prod *= r.temporal[li][k] * r.spatial_x[li][k] * r.spatial_y[li][k]
-        if prod != spec.problem.instance[d]:
-            raise MappingError(f"factors of dimension {d} multiply to {prod}", file=file,
-                               key=f"mapping.factors.{d}", expected=f"product {spec.problem.instance[d]} "
-                               f"(problem size of {d})")
-    for li, lv in enumerate(arch.levels):
-        px = int(np.prod(r.spatial_x[li]))
-        py = int(np.prod(r.spatial_y[li]))
-        if px > lv.fanout_x or py > lv.fanout_y:
-            raise MappingError(f"spatial fan-out {px}x{py} at '{lv.name}' exceeds the mesh", file=file,
-                               key=f"mapping.target={lv.name}.spatial",
-                               expected=f"at most {lv.fanout_x}x{lv.fanout_y} (meshX x meshY)")
-    if not all(r.keep[len(arch.levels) - 1]):
-        raise MappingError(f"outermost level '{arch.levels[-1].name}' must keep every data space",
-                           file=file, key=f"mapping.target={arch.levels[-1].name}.bypass",
-                           expected="no bypass at the outermost level")
-    b = batch_from_mapping(spec, mapping)
-    full = evaluate_arrays_caponly(spec, b)
-    for li, lv in enumerate(arch.levels):
-        used = full[0, li]
-        cap = lv.effective_size
-        if cap is not None and used > cap + 1e-9:
-            raise MappingError(f"tile of {int(used)} words overflows '{lv.name}'", file=file,
-                               key=f"mapping.target={lv.name}",
-                               expected=f"at most {int(cap)} words (depth*width/datawidth)")
-        if cap is not None and lv.min_utilization > 0 and used < lv.min_utilization * cap - 1e-9:
-            raise MappingError(f"tiles of {int(used)} words use less of '{lv.name}' than its "
-                               f"min_utilization {lv.min_utilization:g}", file=file,
-                               key=f"mapping.target={lv.name}",
-                               expected=f"at least {lv.min_utilization * cap:g} words")
 
 
 def evaluate_arrays_caponly(spec, batch: MappingBatch) -> np.ndarray:

@@ -58,6 +58,22 @@ class Problem:
         return {"version": 0.4, "shape": shape, "instance": dict(self.instance)}
 
 
+def footprint(ext, projection) -> Any:
+    """Number of points of a data space with ``projection`` (see :class:`DataSpace`) that the box
+    of loop extents ``ext`` touches: per rank ``sum(coef * (ext[d] - 1)) + 1`` (exact for affine
+    projections, halos included), multiplied over the ranks.  ``ext`` is indexable by dimension
+    index; its entries may be numbers or numpy arrays over a batch of mappings."""
+    out = None
+    for rank in projection:
+        e = None
+        for coef, d in rank:
+            term = coef * (ext[d] - 1.0)
+            e = term if e is None else e + term
+        e = e + 1.0
+        out = e if out is None else out * e
+    return out
+
+
 def _as_rank(rank: Any) -> list:
     if isinstance(rank, str):
         return [[rank]]

@@ -13,7 +13,7 @@ from a3cs_plugin.errors import SpecError
 from .arch import Architecture, dump_architecture, parse_architecture
 from .constraints import model_flags
 from .energy import EnergyTable, parse_art, parse_ert
-from .mapping import Mapping, check_targets, parse_mapping
+from .mapping import Mapping, check_mapping, check_targets, parse_mapping
 from .problem import Problem, parse_problem
 from .yamlio import TaggedNode, load_yaml_file, merge_sources
 
@@ -120,8 +120,7 @@ def load_spec(paths, ert=None, art=None) -> Spec:
                 sources=origin)
     model_flags(spec)   # unsupported / malformed model-side constraint settings fail here
     if mapping is not None:
-        from a3cs_plugin.hardware.model.engine import validate_mapping
-        validate_mapping(spec, mapping)
+        check_mapping(spec, mapping)
     return spec
 
 

@@ -87,26 +87,33 @@ def register(subparsers) -> None:
     pf = sub.add_parser("fit-surrogate", help="label (layer, accelerator) points with the mapper and fit "
                                               "the differentiable surrogate of a design-space template")
     pf.add_argument("--template", default="eyeriss_like", help="template name in arch_specs/templates or a path")
-    pf.add_argument("--samples", type=int, default=2000, help="training points (default 2000)")
+    pf.add_argument("--budget", choices=("quick", "full"), default=None,
+                    help="quick: 1200 + 200 labels, 3000 steps (about 10 min on 2 cores); full: the protocol "
+                         "of the shipped fits (13000 + 400 labels, 8000 steps, 60-pair noise check); flags "
+                         "given explicitly override the budget's values")
+    pf.add_argument("--shard", default=None, metavar="I/N",
+                    help="only label shard I of N of the pair sequence into --cache and stop (no fit); merge "
+                         "the shards' caches with a3cs hw merge-labels, then fit with --cache MERGED.jsonl")
+    pf.add_argument("--samples", type=int, default=None, help="training points (default 2000)")
     pf.add_argument("--heldout", type=int, default=None, help="held-out points (other seed and layer mix)")
     pf.add_argument("--out", metavar="F.pt", default=None,
                     help="surrogate file (default: <template>.pt in the working directory)")
     pf.add_argument("--force", action="store_true",
                     help="allow replacing a surrogate that ships with a3cs (a3cs_plugin/surrogates/)")
     pf.add_argument("--seed", type=checks.seed, default=0)
-    pf.add_argument("--time-limit", type=float, default=1.0, metavar="SEC", help="mapper cap per point")
-    pf.add_argument("--max-evaluations", type=int, default=10000,
+    pf.add_argument("--time-limit", type=float, default=None, metavar="SEC", help="mapper cap per point (default 1)")
+    pf.add_argument("--max-evaluations", type=int, default=None,
                     help="mapper evaluations per point (0 = time limit only); keeps labels load-independent")
     pf.add_argument("--workers", type=int, default=2, help="label processes")
-    pf.add_argument("--steps", type=int, default=4000, help="training steps (the shipped fits used 4000)")
-    pf.add_argument("--hidden", type=int, default=48, help="hidden width (default 48; fits before 2026-12 used 64)")
-    pf.add_argument("--feature-version", type=int, default=4, choices=(1, 2, 3, 4),
+    pf.add_argument("--steps", type=int, default=None, help="training steps (default 4000)")
+    pf.add_argument("--hidden", type=int, default=None, help="hidden width (default 48; fits before 2026-12 used 64)")
+    pf.add_argument("--feature-version", type=int, default=None, choices=(1, 2, 3, 4),
                     help="surrogate inputs: 4 = divisor features + compute and bandwidth bound "
                          "(default), 3 = compute bound only, 2/1 = divisor features only")
     pf.add_argument("--train-layers", type=int, default=None,
                     help="distinct layers of the training mix (default 2000; fits before 2026-12 used 600)")
     pf.add_argument("--cache", default=None, help="label cache (JSON lines); reused across runs")
-    pf.add_argument("--noise-check", type=int, default=0,
+    pf.add_argument("--noise-check", type=int, default=None,
                     help="re-label this many held-out pairs with another mapper seed (label-noise floor)")
     pf.set_defaults(func=cmd_fit_surrogate)
     from a3cs_plugin.cli import hw_space
@@ -304,11 +311,27 @@ def _cmd_net_pipeline(args, cfg, problems) -> int:
     return 0
 
 
+# fit-surrogate's defaults without --budget (as before budgets existed)
+_FIT_DEFAULTS = {"samples": 2000, "heldout": None, "time_limit": 1.0, "max_evaluations": 10000, "steps": 4000,
+                 "hidden": 48, "train_layers": None, "feature_version": 4, "noise_check": 0}
+
+
 def cmd_fit_surrogate(args) -> int:
+    import time
+
     import torch
 
-    from a3cs_plugin.hardware.surrogate.fit import fit_surrogate
+    from a3cs_plugin.hardware.surrogate.fit import BUDGETS, fit_surrogate
+    from a3cs_plugin.hardware.surrogate.shards import parse_shard
 
+    shard = parse_shard(args.shard)
+    base = BUDGETS[args.budget] if args.budget else _FIT_DEFAULTS
+    for k, v in base.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    if shard is not None and not args.cache:
+        raise ConfigError("a shard needs its own label cache", key="--cache",
+                          expected="--cache SHARD.jsonl with --shard (merge them with a3cs hw merge-labels)")
     checks.positive_seconds("--time-limit", args.time_limit)
     for key, val, low in (("--samples", args.samples, 20), ("--heldout", args.heldout, 1),
                           ("--workers", args.workers, 1), ("--steps", args.steps, 1),
@@ -319,11 +342,15 @@ def cmd_fit_surrogate(args) -> int:
     if args.cache:
         _check_label_cache(args.cache)
     torch.set_num_threads(1)
-    fit_surrogate(args.template, args.samples, args.out, args.seed, args.time_limit, args.workers,
-                  heldout=args.heldout, cache=args.cache, max_evaluations=args.max_evaluations or None,
-                  steps=args.steps, hidden=args.hidden, noise_check=args.noise_check,
-                  feature_version=args.feature_version, force=args.force,
-                  **({"train_layers": args.train_layers} if args.train_layers else {}))
+    t0 = time.time()
+    rep = fit_surrogate(args.template, args.samples, args.out, args.seed, args.time_limit, args.workers,
+                        heldout=args.heldout, cache=args.cache, max_evaluations=args.max_evaluations or None,
+                        steps=args.steps, hidden=args.hidden, noise_check=args.noise_check,
+                        feature_version=args.feature_version, force=args.force, shard=shard,
+                        **({"train_layers": args.train_layers} if args.train_layers else {}))
+    if args.budget and shard is None:
+        sys.stdout.write(f"budget {args.budget}: {time.time() - t0:.0f} s in all (labels "
+                         f"{rep['label_seconds']:.0f} s, fit {rep['fit_seconds']:.0f} s)\n")
     return 0
 
 

@@ -5,6 +5,7 @@ Wraps :class:`a3cs_plugin.hardware.surrogate.Surrogate` (fitted on mapper labels
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -12,6 +13,43 @@ import torch
 
 from a3cs_plugin.errors import ConfigError
 from a3cs_plugin.strategy.cost import CostModel
+
+
+def _load_surrogate(template: str, space: Any, path: str | Path | None):
+    """The fitted surrogate for ``space``: ``path``, else the shipped one of the template's name, else
+    ``<stem>.pt`` beside a template file; it must be fitted for the template's parameters."""
+    try:
+        from a3cs_plugin.hardware.surrogate import Surrogate
+        from a3cs_plugin.hardware.surrogate.model import SURROGATE_DIR
+    except ImportError as exc:
+        raise ConfigError(f"no surrogate available for template '{template}' ({exc})",
+                          key="cost_model", expected="a fitted surrogate (a3cs_plugin.hardware.surrogate)")
+    key = "cost_model_options.surrogate"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError("surrogate file not found", file=str(p), key=key,
+                              expected="a .pt file written by a3cs hw fit-surrogate")
+    else:
+        tfile = Path(template)
+        cands = [SURROGATE_DIR / f"{space.name}.pt"]
+        if tfile.suffix:
+            cands.append(tfile.with_suffix(".pt"))
+        p = next((c for c in cands if c.is_file()), None)
+        if p is None:
+            raise ConfigError(f"no surrogate for template '{space.name}'", key=key,
+                              expected=f"a3cs hw fit-surrogate --template {template} --out T.pt, then "
+                                       "hardware.cost_model_options.surrogate: T.pt")
+    model = Surrogate.load(p)
+    want = [(n, list(prm.choices)) for n, prm in space.parameters.items()]
+    have = list(zip(model.param_names, model.param_choices))
+    if have != want:
+        diff = next(((a, b) for a, b in zip(want + [None] * len(have), have + [None] * len(want))
+                     if a != b), (None, None))
+        raise ConfigError(f"surrogate was fitted for another design space than template '{space.name}' "
+                          f"(first difference: template {diff[0]}, surrogate {diff[1]})", file=str(p), key=key,
+                          expected=f"a surrogate fitted with a3cs hw fit-surrogate --template {template}")
+    return model
 
 
 def _problem_and_count(p: Any) -> tuple[Mapping, int]:
@@ -24,20 +62,21 @@ def _problem_and_count(p: Any) -> tuple[Mapping, int]:
 
 
 class SurrogateCostModel(CostModel):
-    """Cost model backed by the template's fitted surrogate (``Surrogate.load(template)``)."""
+    """Cost model backed by the template's fitted surrogate.
+
+    ``template``: a shipped template name or a template file. ``surrogate``: a fitted surrogate
+    object or a ``.pt`` path (``hardware.cost_model_options.surrogate``); by default the shipped
+    surrogate of the template's name, else ``<template file stem>.pt`` next to the template file.
+    A surrogate fitted for other parameters or choices than the template's is refused.
+    """
 
     def __init__(self, template: str, surrogate: Any = None, design_space: Any = None):
         super().__init__()
         from a3cs_plugin.hardware.space import DesignSpace
         self.template = str(template)
         self.space = design_space if design_space is not None else DesignSpace.from_template(template)
-        if surrogate is None:
-            try:
-                from a3cs_plugin.hardware.surrogate import Surrogate
-            except ImportError as exc:
-                raise ConfigError(f"no surrogate available for template '{template}' ({exc})",
-                                  key="cost_model", expected="a fitted surrogate (a3cs_plugin.hardware.surrogate)")
-            surrogate = Surrogate.load(template)
+        if surrogate is None or isinstance(surrogate, (str, Path)):
+            surrogate = _load_surrogate(self.template, self.space, surrogate)
         self.surrogate = surrogate
         if isinstance(surrogate, torch.nn.Module):
             for p in surrogate.parameters():

@@ -4,8 +4,10 @@ The spec's knobs become categorical parameters whose default is the spec's own v
 template at its defaults renders back to the spec (same nodes, attributes and constraints):
 
 * **meshes** -- every ``spatial: {meshX | meshY: v}`` with ``v > 1`` gives ``<node>_meshX`` /
-  ``<node>_meshY`` with the choices ``v * 2**k`` for ``k = -2, -1, 0, 1`` that are integers
-  (16 -> 4, 8, 16, 32; 14 -> 7, 14, 28; 4 -> 1, 2, 4, 8);
+  ``<node>_meshY`` with the choices ``v * 2**k`` for ``k = -2, -1, 0, 1`` that are integers and
+  at most ``max(v, 16)`` (16 -> 4, 8, 16; 12 -> 3, 6, 12; 4 -> 1, 2, 4, 8; 32 -> 8, 16, 32): the
+  surrogate's divisor tables over two mesh axes grow steeply with the largest mesh size (at 32 x 32
+  they take minutes to build), so a mesh grows only up to 16 unless the spec's is larger;
 * **buffer depth** -- every storage component except the outermost (the backing store, DRAM) with
   ``depth > 1`` gives ``<node>_depth`` with ``depth * 2**k`` for ``k = -2 .. 2`` (x1/4 .. x4) that
   are integers >= 1; a storage of depth 1 is a register sized by the datapath and gets no parameter;
@@ -41,6 +43,7 @@ from .template import Tagged, dump_yaml, load_yaml_text
 __all__ = ["template_from_spec", "template_yaml", "parse_param_override", "RULES"]
 
 MESH_STEPS = (-2, -1, 0, 1)
+MESH_CAP = 16       # a mesh grows beyond the spec's value only up to this size
 DEPTH_STEPS = (-2, -1, 0, 1, 2)
 WIDTH_STEPS = (-1, 0, 1)
 CLOCK_FACTORS = (0.2, 0.5, 1.0)
@@ -50,7 +53,7 @@ DROPPED_KEYS = ("problem", "mapping", "mapper", "mapspace", "model", "sparse_opt
                 "problem_instance", "ERT_summary", "ART_summary", "dumped_by_timeloop_front_end",
                 "globals")
 
-RULES = ("meshes: v*2^k, k=-2..1 (integers); buffer depth: depth*2^k, k=-2..2 (storage below the "
+RULES = (f"meshes: v*2^k, k=-2..1 (integers, at most max(v, {MESH_CAP})); buffer depth: depth*2^k, k=-2..2 (storage below the "
          "backing store, depth > 1); buffer width where a word fits several times: width*2^k, "
          "k=-1..1 (whole words); clock: f*(0.2, 0.5, 1), not searched; defaults = the spec's values")
 
@@ -228,7 +231,8 @@ def template_from_spec(paths: Iterable[str | Path], *, name: str, overrides: Ite
         for axis in ("meshX", "meshY"):
             v = _num(spatial.get(axis))
             if v is not None and v > 1 and v.is_integer():
-                add(node, axis, int(v), _scaled(int(v), MESH_STEPS),
+                cap = max(int(v), MESH_CAP)
+                add(node, axis, int(v), _scaled(int(v), MESH_STEPS, lambda x, cap=cap: x <= cap),
                     f"{node} spatial {axis} (the spec: {int(v)})", spatial, axis)
         lv = levels.get(node)
         if tag != "!Component" or lv is None or lv.is_compute or lv.is_dummy or node == backing:

@@ -23,11 +23,24 @@ from .labels import generate_labels
 from .layers import layer_mix
 from .model import Surrogate
 
-__all__ = ["fit_surrogate", "train_surrogate", "accuracy", "exact_tables", "mesh_parameters"]
+__all__ = ["fit_surrogate", "train_surrogate", "accuracy", "exact_tables", "mesh_parameters", "BUDGETS"]
 
 HELDOUT_SEED_OFFSET = 1000
 TRAIN_LAYERS = 2000   # distinct training layers (shipped fits before 2026-12: 600)
 HELDOUT_LAYERS = 200
+
+#: ``a3cs hw fit-surrogate --budget``: ``full`` is the protocol of the shipped fits (13000 + 400
+#: labels, see surrogates/eyeriss_like.md); ``quick`` labels a prefix of the same pair sequence with
+#: the same mapper settings (so a later full fit on the same cache reuses its labels) and trains
+#: shorter -- about 10 minutes on 2 cores. Flags given explicitly override a budget's values.
+BUDGETS = {
+    "full": {"samples": 13000, "heldout": 400, "time_limit": 3.0, "max_evaluations": 10000,
+             "steps": 8000, "hidden": 48, "train_layers": TRAIN_LAYERS, "feature_version": 4,
+             "noise_check": 60},
+    "quick": {"samples": 1200, "heldout": 200, "time_limit": 3.0, "max_evaluations": 10000,
+              "steps": 3000, "hidden": 48, "train_layers": TRAIN_LAYERS, "feature_version": 4,
+              "noise_check": 0},
+}
 
 
 def mesh_parameters(space) -> list[str]:
@@ -113,7 +126,7 @@ def train_surrogate(space, x, a, y, *, seed: int = 0, hidden: int = 48, depth: i
                     steps: int = 2000, lr: float = 3e-3, weight_decay: float = 1e-4,
                     val_frac: float = 0.1, extra_config: dict | None = None,
                     loss_kind: str = "l1", log=None, feature_version: int = 4,
-                    activation: str = "silu") -> tuple[Surrogate, dict]:
+                    activation: str = "silu", progress: bool = False) -> tuple[Surrogate, dict]:
     """Fit a :class:`Surrogate` on log2 labels (full-batch Adam, best validation step kept)."""
     torch.manual_seed(seed)
     config = {"template": space.name, "param_names": space.names,
@@ -150,7 +163,12 @@ def train_surrogate(space, x, a, y, *, seed: int = 0, hidden: int = 48, depth: i
             return torch.nn.functional.smooth_l1_loss(pred, yn[idx], beta=0.002)
         return (r ** 2).mean()
 
+    import sys
+
+    from tqdm.auto import tqdm
+    bar = tqdm(total=steps, desc=f"{space.name} fit", unit="step", disable=not (progress and sys.stderr.isatty()))
     for step in range(steps):
+        bar.update(1)
         model.train()
         opt.zero_grad()
         loss = loss_on(tr)
@@ -162,8 +180,10 @@ def train_surrogate(space, x, a, y, *, seed: int = 0, hidden: int = 48, depth: i
                 v = float(loss_on(val)) if n_val else float(loss)
             if v < best:
                 best, best_state, best_step = v, copy.deepcopy(model.state_dict()), step
+            bar.set_postfix(val=f"{v:.4f}", refresh=False)
             if log and step % 500 == 0:
                 log(f"step {step}: train {float(loss.detach()):.4f} val {v:.4f}")
+    bar.close()
     model.load_state_dict(best_state)
     model.eval()
     return model, {"steps": steps, "loss": "smooth L1 (beta 0.002) on standardised log2" if loss_kind == "l1"
@@ -206,7 +226,8 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
                   heldout: int | None = None, cache: str | Path | None = None,
                   max_evaluations: int | None = 10000, progress: bool = True, steps: int = 2000,
                   hidden: int = 48, noise_check: int = 0, train_layers: int = TRAIN_LAYERS,
-                  feature_version: int = 4, print_fn=print, force: bool = False) -> dict:
+                  feature_version: int = 4, print_fn=print, force: bool = False,
+                  shard: tuple[int, int] | None = None) -> dict:
     """Label, fit, evaluate and save a surrogate; returns the report dict.
 
     Writes ``out`` (``.pt``; default ``<template>.pt`` in the working directory), ``out`` with
@@ -217,14 +238,32 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
     on a busy machine), cut at ``time_limit_per_point`` seconds; ``max_evaluations=None`` stops on
     the time limit only. ``noise_check``: re-label that many held-out pairs with another mapper
     seed and report how far the two labels differ (the floor any surrogate of these labels can
-    reach).
+    reach). ``shard=(i, n)``: only label shard i of n of the pair sequence into ``cache`` and
+    return ``{"shard", "pairs", "total", "cache", "failed"}`` (nothing is fitted or written besides
+    the cache; see :mod:`.shards`).
     """
+    import warnings
+
+    from ..spec.frontend import SplitWarning
+    # a spec's split warnings show where it is modelled; per label and probe they would only repeat
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SplitWarning)
+        return _fit_surrogate(template, samples, out, seed, time_limit_per_point, workers, heldout=heldout,
+                              cache=cache, max_evaluations=max_evaluations, progress=progress, steps=steps,
+                              hidden=hidden, noise_check=noise_check, train_layers=train_layers,
+                              feature_version=feature_version, print_fn=print_fn, force=force, shard=shard)
+
+
+def _fit_surrogate(template, samples, out, seed, time_limit_per_point, workers, *, heldout, cache,
+                   max_evaluations, progress, steps, hidden, noise_check, train_layers, feature_version,
+                   print_fn, force, shard) -> dict:
     from ..space import DesignSpace
     if samples < 20:
         raise ConfigError("too few samples", key="--samples", expected=">= 20", got=samples)
     t_start = time.time()
     space = DesignSpace.from_template(template)
-    out = check_out(Path(out) if out else Path.cwd() / f"{space.name}.pt", force)
+    if shard is None:
+        out = check_out(Path(out) if out else Path.cwd() / f"{space.name}.pt", force)
     cache = Path(cache) if cache else Path("runs") / "surrogate_labels" / f"{space.name}.jsonl"
     heldout = heldout or max(100, samples // 5)
     rng = np.random.default_rng(seed)
@@ -240,10 +279,16 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
 
     kw = dict(cache=cache, metric="edp", time_limit=time_limit_per_point, seed=seed, workers=workers,
               progress=progress, max_evaluations=max_evaluations)
+    if shard is not None:
+        return _label_shard(space, shard, train_pairs, held_pairs, noise_check, kw, print_fn)
     t0 = time.time()
     train_rec = generate_labels(space.name, train_pairs, desc=f"{space.name} train labels", **kw)
     held_rec = generate_labels(space.name, held_pairs, desc=f"{space.name} held-out labels", **kw)
     label_s = time.time() - t0
+    other = None
+    if noise_check:
+        other = generate_labels(space.name, held_pairs[:noise_check], desc="label noise check",
+                                **{**kw, "seed": seed + 1})
     tr = _dataset(space, train_rec)
     ho = _dataset(space, held_rec)
     if tr is None or ho is None:
@@ -253,8 +298,6 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
 
     noise = None
     if noise_check:
-        other = generate_labels(space.name, held_pairs[:noise_check], desc="label noise check",
-                                **{**kw, "seed": seed + 1})
         pairs_ok = [(a, b) for a, b in zip(held_rec[:noise_check], other)
                     if "error" not in a and "error" not in b]
         noise = {"n": len(pairs_ok), "mapper_seeds": [seed, seed + 1]}
@@ -269,6 +312,7 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
     model, fit_info = train_surrogate(space, tr[0], tr[1], tr[2], seed=seed, steps=steps,
                                       hidden=hidden, feature_version=feature_version, extra_config={
                                           "area_params": area_params, "period_params": period_params},
+                                      progress=progress,
                                       log=(lambda m: print_fn(f"[fit] {m}")) if progress else None)
     with torch.no_grad():
         model.area_table.copy_(torch.tensor(area, dtype=torch.float32))
@@ -310,6 +354,24 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
              f"MAPE {h['energy_mape_pct']:.2f}%  |  cycles Spearman {h['cycles_spearman']:.4f} "
              f"MAPE {h['cycles_mape_pct']:.2f}%  -> {out}")
     return report
+
+
+def _label_shard(space, shard, train_pairs, held_pairs, noise_check, kw, print_fn) -> dict:
+    """Label shard ``(i, n)`` of the pair sequence (train, held-out, noise-check pairs)."""
+    from .shards import shard_indices
+    seq = ([(p, kw["seed"]) for p in train_pairs] + [(p, kw["seed"]) for p in held_pairs]
+           + [(p, kw["seed"] + 1) for p in held_pairs[:noise_check]])
+    mine = [seq[j] for j in shard_indices(len(seq), shard)]
+    recs = []
+    for s in sorted({s for _, s in mine}):
+        pairs = [p for p, s2 in mine if s2 == s]
+        recs += generate_labels(space.name, pairs, desc=f"{space.name} shard {shard[0]}/{shard[1]}",
+                                **{**kw, "seed": s})
+    failed = sum(1 for r in recs if "error" in r)
+    print_fn(f"{space.name}: shard {shard[0]}/{shard[1]}: {len(mine)} of {len(seq)} pairs labelled "
+             f"({failed} without a mapping) -> {kw['cache']}")
+    return {"shard": list(shard), "pairs": len(mine), "total": len(seq), "cache": str(kw["cache"]),
+            "failed": failed}
 
 
 def report_markdown(r: dict) -> str:

@@ -134,15 +134,17 @@ class RolloutCollector:
         self._rewards = torch.zeros((T, N))
         self._dones = torch.zeros((T, N))
         self._rewards_np = self._rewards.numpy()
+        self._actions_np = self._actions.numpy()
         self.next_obs: torch.Tensor | None = None
         self.next_done = torch.zeros(N)
+        self._next_done_np = self.next_done.numpy()
         self.episodes: list[tuple[float, int]] = []   # (return, frames) of finished games
         self.steps = 0
 
     def reset(self, seed: int | None = None) -> None:
         obs, info = self.env.reset(seed=seed)
-        self.next_obs = torch.from_numpy(np.ascontiguousarray(obs))
-        self.next_done = torch.zeros(self.num_envs)
+        self.next_obs = torch.from_numpy(np.array(obs))     # our own buffer, refilled every step
+        self.next_done.zero_()
         self._ep_ret = np.zeros(self.num_envs, dtype=np.float64)
         self._ep_len = np.zeros(self.num_envs, dtype=np.int64)
         self._lives = np.asarray(info["lives"]).copy()
@@ -155,25 +157,11 @@ class RolloutCollector:
     def collect(self, model: nn.Module) -> Rollout:
         if self.next_obs is None:
             self.reset()
-        cpu = torch.device("cpu")
         # one autocast region for the whole rollout: the bf16 copies of the (unchanging) weights
         # are made once per rollout instead of once per step
         with autocast(self.precision, self.device):
             for t in range(self.num_steps):
-                obs = self._obs[t]
-                obs.copy_(self.next_obs)                      # once per step, uint8, to the device
-                self._dones[t].copy_(self.next_done)
-                logits, value = model(obs)
-                action, logp = sample_actions(logits.to(cpu), self.generator)
-                self._actions[t].copy_(action)
-                self._logprobs[t].copy_(logp)
-                self._values[t].copy_(value)
-                nobs, rew, term, trunc, info = self.env.step(action.numpy())
-                self._rewards_np[t] = rew
-                self.next_obs = torch.from_numpy(np.ascontiguousarray(nobs))
-                self.next_done = torch.from_numpy(np.logical_or(term, trunc).astype(np.float32))
-                self._track(self._rewards_np[t], np.asarray(term), np.asarray(trunc),
-                            np.asarray(info["lives"]))
+                self._observe(t, *self.env.step(self._act(model, t)))
             self.steps += self.num_steps * self.num_envs
             self._last_obs.copy_(self.next_obs)
             _, last_value = model(self._last_obs)
@@ -182,6 +170,27 @@ class RolloutCollector:
                        to_device(self._logprobs, dev), to_device(self._values, dev),
                        to_device(self._rewards, dev), to_device(self._dones, dev),
                        last_value.float().to(dev, copy=True), to_device(self.next_done, dev))
+
+    def _act(self, model: nn.Module, t: int) -> np.ndarray:
+        """Step ``t``'s frames to the device (once, uint8), the network's forward, actions
+        sampled on the CPU into the preallocated buffers; returns the actions for the emulator."""
+        obs = self._obs[t]
+        obs.copy_(self.next_obs)
+        self._dones[t].copy_(self.next_done)
+        logits, value = model(obs)
+        action, logp = sample_actions(logits.to("cpu"), self.generator)
+        self._actions[t].copy_(action)
+        self._logprobs[t].copy_(logp)
+        self._values[t].copy_(value)
+        return self._actions_np[t]
+
+    def _observe(self, t: int, nobs, rew, term, trunc, info) -> None:
+        """The emulator's answer to step ``t``, written in place."""
+        self._rewards_np[t] = rew
+        self.next_obs.copy_(torch.from_numpy(nobs))
+        np.logical_or(term, trunc, out=self._next_done_np, casting="unsafe")
+        self._track(self._rewards_np[t], np.asarray(term), np.asarray(trunc),
+                    np.asarray(info["lives"]))
 
     def _track(self, rew, term, trunc, lives) -> None:
         self._ep_ret += rew

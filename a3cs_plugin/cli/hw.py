@@ -347,6 +347,7 @@ def cmd_fit_surrogate(args) -> int:
                         heldout=args.heldout, cache=args.cache, max_evaluations=args.max_evaluations or None,
                         steps=args.steps, hidden=args.hidden, noise_check=args.noise_check,
                         feature_version=args.feature_version, force=args.force, shard=shard,
+                        budget=args.budget,
                         **({"train_layers": args.train_layers} if args.train_layers else {}))
     if args.budget and shard is None:
         sys.stdout.write(f"budget {args.budget}: {time.time() - t0:.0f} s in all (labels "

@@ -227,7 +227,7 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
                   max_evaluations: int | None = 10000, progress: bool = True, steps: int = 2000,
                   hidden: int = 48, noise_check: int = 0, train_layers: int = TRAIN_LAYERS,
                   feature_version: int = 4, print_fn=print, force: bool = False,
-                  shard: tuple[int, int] | None = None) -> dict:
+                  shard: tuple[int, int] | None = None, budget: str | None = None) -> dict:
     """Label, fit, evaluate and save a surrogate; returns the report dict.
 
     Writes ``out`` (``.pt``; default ``<template>.pt`` in the working directory), ``out`` with
@@ -251,12 +251,13 @@ def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str 
         return _fit_surrogate(template, samples, out, seed, time_limit_per_point, workers, heldout=heldout,
                               cache=cache, max_evaluations=max_evaluations, progress=progress, steps=steps,
                               hidden=hidden, noise_check=noise_check, train_layers=train_layers,
-                              feature_version=feature_version, print_fn=print_fn, force=force, shard=shard)
+                              feature_version=feature_version, print_fn=print_fn, force=force, shard=shard,
+                              budget=budget)
 
 
 def _fit_surrogate(template, samples, out, seed, time_limit_per_point, workers, *, heldout, cache,
                    max_evaluations, progress, steps, hidden, noise_check, train_layers, feature_version,
-                   print_fn, force, shard) -> dict:
+                   print_fn, force, shard, budget=None) -> dict:
     from ..space import DesignSpace
     if samples < 20:
         raise ConfigError("too few samples", key="--samples", expected=">= 20", got=samples)
@@ -280,14 +281,15 @@ def _fit_surrogate(template, samples, out, seed, time_limit_per_point, workers, 
     kw = dict(cache=cache, metric="edp", time_limit=time_limit_per_point, seed=seed, workers=workers,
               progress=progress, max_evaluations=max_evaluations)
     if shard is not None:
-        return _label_shard(space, shard, train_pairs, held_pairs, noise_check, kw, print_fn)
+        return _label_shard(space, template, shard, train_pairs, held_pairs, noise_check, kw, print_fn)
     t0 = time.time()
-    train_rec = generate_labels(space.name, train_pairs, desc=f"{space.name} train labels", **kw)
-    held_rec = generate_labels(space.name, held_pairs, desc=f"{space.name} held-out labels", **kw)
+    # the template as given (a file path or a shipped name): label workers load it by that
+    train_rec = generate_labels(str(template), train_pairs, desc=f"{space.name} train labels", **kw)
+    held_rec = generate_labels(str(template), held_pairs, desc=f"{space.name} held-out labels", **kw)
     label_s = time.time() - t0
     other = None
     if noise_check:
-        other = generate_labels(space.name, held_pairs[:noise_check], desc="label noise check",
+        other = generate_labels(str(template), held_pairs[:noise_check], desc="label noise check",
                                 **{**kw, "seed": seed + 1})
     tr = _dataset(space, train_rec)
     ho = _dataset(space, held_rec)
@@ -343,6 +345,7 @@ def _fit_surrogate(template, samples, out, seed, time_limit_per_point, workers, 
         "label_seconds": round(label_s, 1), "fit_seconds": round(fit_s, 1),
         "total_seconds": round(time.time() - t_start, 1),
         "goal": {"spearman": 0.98, "mape_pct": 5.0},
+        "budget": _budget_note(budget, samples, heldout, steps, noise_check),
     }
     model.config["report"] = {k: report[k] for k in ("heldout", "seed", "samples")}
     model.heldout = {"x": ho[0], "a": ho[1], "y": ho[2]}
@@ -356,7 +359,16 @@ def _fit_surrogate(template, samples, out, seed, time_limit_per_point, workers, 
     return report
 
 
-def _label_shard(space, shard, train_pairs, held_pairs, noise_check, kw, print_fn) -> dict:
+def _budget_note(budget, samples, heldout, steps, noise_check) -> dict | None:
+    """``{"name", "matches"}``: the --budget asked for and whether the counts are its own."""
+    if budget is None:
+        return None
+    b = BUDGETS[budget]
+    same = (samples, heldout, steps, noise_check) == (b["samples"], b["heldout"], b["steps"], b["noise_check"])
+    return {"name": budget, "matches": bool(same)}
+
+
+def _label_shard(space, template, shard, train_pairs, held_pairs, noise_check, kw, print_fn) -> dict:
     """Label shard ``(i, n)`` of the pair sequence (train, held-out, noise-check pairs)."""
     from .shards import shard_indices
     seq = ([(p, kw["seed"]) for p in train_pairs] + [(p, kw["seed"]) for p in held_pairs]
@@ -365,7 +377,7 @@ def _label_shard(space, shard, train_pairs, held_pairs, noise_check, kw, print_f
     recs = []
     for s in sorted({s for _, s in mine}):
         pairs = [p for p, s2 in mine if s2 == s]
-        recs += generate_labels(space.name, pairs, desc=f"{space.name} shard {shard[0]}/{shard[1]}",
+        recs += generate_labels(str(template), pairs, desc=f"{space.name} shard {shard[0]}/{shard[1]}",
                                 **{**kw, "seed": s})
     failed = sum(1 for r in recs if "error" in r)
     print_fn(f"{space.name}: shard {shard[0]}/{shard[1]}: {len(mine)} of {len(seq)} pairs labelled "
@@ -417,6 +429,13 @@ def report_markdown(r: dict) -> str:
     cmd += f" --feature-version {r['model'].get('feature_version', 1)}"
     if nz:
         cmd += f" --noise-check {nz['n']}"
+    b = r.get("budget")
+    if b:
+        full = BUDGETS["full"]
+        lines += ["", f"Budget: `{b['name']}`" + ("" if b["matches"] else
+                  f" with other counts (the run above: {r['samples']} + {r['heldout_samples']} labels, "
+                  f"{fit['steps']} steps)") + f"; the full protocol is {full['samples']} + {full['heldout']} "
+                  f"labels, {full['steps']} steps, a {full['noise_check']}-pair noise check."]
     lines += ["", "Reproduce (labels are cached in `runs/surrogate_labels/`; `--workers` sets the label "
                   "processes and does not change the labels; the fit goes to "
                   f"`{r['template']}.pt` in the working directory, and `--out "

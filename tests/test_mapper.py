@@ -402,3 +402,24 @@ def test_eyeriss_matches_or_beats_timeloop_in_10s(case_id):
     r = search(spec, metric=None, time_limit=10.0, seed=0)
     ours = (float(r.result.cycles), float(r.result.energy_pJ))
     assert ours[0] < t_cycles or (ours[0] <= t_cycles * (1 + 1e-9) and ours[1] <= t_energy * (1 + 1e-9))
+
+
+def test_one_constraint_parser_for_mapper_and_model(tmp_path):
+    """spec.constraints.parse_constraints is read by both: the model's flags at once, the map
+    space (with its first mistake) only when the mapper asks, as timeloop-model ignores it."""
+    from a3cs_plugin.hardware.model import evaluate
+    from a3cs_plugin.hardware.spec import load_spec, parse_constraints
+    inputs, c = _conv1d_inputs()
+    targets = [{"target": "GlobalBuffer", "type": "temporal", "factors": "K=2"},
+               {"target": "GlobalBuffer", "type": "temporal", "factors": "K=4"},
+               {"target": "GlobalBuffer", "type": "temporal", "no_reuse": ["Weights"]}]
+    spec = load_spec(inputs + [_constraints_file(tmp_path, targets)], ert=REF / c["ert"])
+    cons = parse_constraints(spec)
+    glb = spec.arch.level_names.index("GlobalBuffer")
+    assert cons.flags.no_temporal_reuse[glb].tolist() == [n == "Weights" for n in spec.problem.ds_names]
+    with pytest.raises(MappingError, match="re-specification of temporal factor K"):
+        cons.map_space()
+    with pytest.raises(MappingError, match="re-specification"):
+        build_mapspace(spec)
+    from a3cs_plugin.hardware.spec.mapping import Mapping
+    assert evaluate(spec, Mapping(), check=False).computes == spec.problem.computes

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import MappingError
-from .constraints import parse_targets
+from ..spec.constraints import parse_constraints, spec_constraints
 from .space import MapSpace
 
 __all__ = ["build_mapspace", "spec_label", "spec_metrics", "constraint_targets", "mapping_to_list"]
@@ -22,35 +21,10 @@ def spec_label(spec) -> str:
     return str(getattr(prob, "name", None) or "spec")
 
 
-def _as_targets(section) -> list:
-    if section is None:
-        return []
-    if isinstance(section, list):
-        return list(section)
-    if isinstance(section, dict):
-        for key in ("targets", "constraints"):
-            if isinstance(section.get(key), list):
-                return list(section[key])
-        return []
-    targets = getattr(section, "targets", None)
-    return list(targets) if isinstance(targets, list) else []
-
-
 def constraint_targets(spec) -> list:
-    """All constraint directives of ``spec``: its ``constraints`` list (or the
-    ``architecture_constraints`` / ``mapspace_constraints`` sections) plus the per-level
-    architecture constraints not already in it."""
-    out = []
-    for attr in ("constraints", "architecture_constraints", "mapspace_constraints"):
-        out.extend(_as_targets(getattr(spec, attr, None)))
-    for lv in spec.arch.levels:
-        for c in getattr(lv, "constraints", None) or []:
-            if any(c is x for x in out):
-                continue
-            c = dict(c)
-            c.setdefault("target", lv.name)
-            out.append(c)
-    return out
+    """All constraint entries of ``spec`` (its ``constraints`` list plus the per-level
+    architecture constraints not already in it), as the constraint parser reads them."""
+    return spec_constraints(spec)
 
 
 def spec_metrics(spec) -> tuple:
@@ -98,22 +72,7 @@ def build_mapspace(spec) -> MapSpace:
     bounds = np.array(prob.sizes, dtype=np.int64)
     spaces = list(prob.ds_names)
     names = [lv.name for lv in arch.levels]
-    compute_name = getattr(getattr(arch, "compute", None), "name", None)
-    targets = []
-    for c in constraint_targets(spec):
-        if not isinstance(c, dict):
-            raise MappingError("constraint entry is not a mapping", file=spec_label(spec),
-                               key="constraints",
-                               expected="{target: ..., type: ...}", got=c)
-        t = c.get("target", c.get("name"))
-        if t not in names and isinstance(t, str):
-            if f"inter_{t}_spatial" in names:
-                c = {**c, "target": f"inter_{t}_spatial"}
-            elif t == compute_name:
-                continue
-        targets.append(c)
-    cons, min_par = parse_targets(targets, names, dims, bounds, spaces,
-                                  where="constraints", file=spec_label(spec))
+    cons, min_par = parse_constraints(spec).map_space()
     implicit = _parallel_bypass(spec)
     for lv, lc in zip(arch.levels, cons):
         for ds in implicit.get(lv.name, ()):

@@ -4,7 +4,6 @@ no model (:func:`check_mapping`: factor products, fan-out vs the mesh, the outer
 everything, tiles fit the buffers and meet their ``min_utilization``)."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,9 +11,9 @@ import numpy as np
 
 from a3cs_plugin.errors import MappingError, SpecError
 
+from .constraints import DIRECTIVE_KEYS, directive_flags, mapping_factors, mapping_permutation
 from .problem import footprint
 
-_FACTOR = re.compile(r"([A-Za-z_][A-Za-z_0-9]*?)\s*=?\s*(\d+)$")
 DIRECTIVE_TYPES = ("temporal", "spatial", "dataspace", "datatype", "bypass")
 
 
@@ -29,7 +28,7 @@ class LevelMapping:
     split: int | None = None
     keep: set | None = None
     bypass: set | None = None
-    # model flags (see :mod:`a3cs_plugin.hardware.spec.constraints`): flag -> data-space names
+    # model flags (:data:`a3cs_plugin.hardware.spec.constraints.FLAG_KEYS`): flag -> data-space names
     flags: dict = field(default_factory=dict)
 
 
@@ -44,68 +43,9 @@ class Mapping:
         return self.levels.setdefault(name, LevelMapping())
 
 
-def parse_factors(value: Any, file: str, key: str) -> dict:
-    """``"R=3 P=1"``, ``"C1 M8"``, ``"R=3,P=1"`` or ``["R=3", ...]`` -> ``{"R": 3, "P": 1}``."""
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        items = [f"{k}={v}" for k, v in value.items()]
-    elif isinstance(value, str):
-        items = [t for t in re.split(r"[\s,]+", value.strip()) if t]
-    elif isinstance(value, list):
-        items = [str(t).strip() for t in value]
-    else:
-        raise MappingError("bad factors", file=file, key=key, expected="'D=N ...' string or list", got=value)
-    out = {}
-    for it in items:
-        m = _FACTOR.match(it.replace(" ", ""))
-        if not m:
-            raise MappingError("bad factor", file=file, key=key, expected="DIM=N", got=it)
-        out[m.group(1)] = int(m.group(2))
-    return out
-
-
-def parse_permutation(value: Any, dims: list, file: str, key: str) -> list:
-    """``"PRKC"`` (single-letter dims), ``"P R K"`` or a list -> list of dimension names."""
-    if value is None:
-        return []
-    if isinstance(value, list):
-        toks = [str(v) for v in value]
-    else:
-        s = str(value).strip()
-        if any(sep in s for sep in (" ", ",")):
-            toks = [t for t in re.split(r"[\s,]+", s) if t]
-        elif s in dims:
-            toks = [s]
-        else:
-            toks, i = [], 0
-            names = sorted(dims, key=len, reverse=True)
-            while i < len(s):
-                for n in names:
-                    if s.startswith(n, i):
-                        toks.append(n)
-                        i += len(n)
-                        break
-                else:
-                    raise MappingError("unknown dimension in permutation", file=file, key=key,
-                                       expected="a permutation of " + "".join(dims), got=s)
-    for t in toks:
-        if t not in dims:
-            raise MappingError("unknown dimension in permutation", file=file, key=key,
-                               expected="one of " + ", ".join(dims), got=t)
-    return toks
-
-
-# directive type -> (key, model flag) pairs (Timeloop's mapping parser reads these)
-_FLAG_OF = {
-    "temporal": (("no_reuse", "no_temporal_reuse"), ("no_temporal_reuse", "no_temporal_reuse"),
-                 ("rmw_first_update", "rmw_first_update")),
-    "spatial": (("no_reuse", "no_multicast"), ("no_multicast_no_reduction", "no_multicast"),
-                ("no_link_transfer", "no_link_transfer")),
-    "dataspace": (("no_coalesce", "no_coalesce"),),
-    "datatype": (("no_coalesce", "no_coalesce"),),
-    "bypass": (("no_coalesce", "no_coalesce"),),
-}
+# the directive syntax of factors and permutations is the constraints' (one implementation)
+parse_factors = mapping_factors
+parse_permutation = mapping_permutation
 
 
 def parse_mapping(directives: Any, dims: list, ds_names: list, file: str = "<dict>",
@@ -121,11 +61,7 @@ def parse_mapping(directives: Any, dims: list, ds_names: list, file: str = "<dic
         key = f"{section}[{i}]"
         if not isinstance(d, dict):
             raise MappingError("directive must be a mapping", file=file, key=key)
-        unknown = set(d) - {"target", "type", "factors", "permutation", "split", "keep", "bypass",
-                            "no_coalesce", "rmw_first_update", "max_overbooked_proportion",
-                            "min_parallelism", "default_max_factor", "default_min_factor",
-                            "no_reuse", "no_link_transfer", "no_multicast_no_reduction",
-                            "no_temporal_reuse"}
+        unknown = set(d) - DIRECTIVE_KEYS
         if unknown:
             raise MappingError("unknown directive key", file=file, key=f"{key}.{sorted(unknown)[0]}",
                                expected="target, type, factors, permutation, split, keep, bypass")
@@ -137,17 +73,8 @@ def parse_mapping(directives: Any, dims: list, ds_names: list, file: str = "<dic
             raise MappingError("unknown directive type", file=file, key=key + ".type",
                                expected="|".join(DIRECTIVE_TYPES), got=typ)
         lm = m.level(str(target))
-        for kk, flag in _FLAG_OF.get(typ, ()):
-            vals = d.get(kk)
-            if vals is None:
-                continue
-            vals = [vals] if isinstance(vals, str) else list(vals)
-            for v in vals:
-                if v not in ds_names:
-                    raise MappingError(f"unknown data space in {kk}", file=file, key=f"{key}.{kk}",
-                                       expected="one of " + ", ".join(ds_names), got=v)
-            if vals:
-                lm.flags[flag] = lm.flags.get(flag, set()) | set(vals)
+        for flag, vals in directive_flags(d, ds_names, file, key).items():
+            lm.flags[flag] = lm.flags.get(flag, set()) | vals
         if typ in ("temporal", "spatial"):
             f = parse_factors(d.get("factors"), file, key + ".factors")
             for dim in f:

@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Valida
 
 from a3cs_plugin.errors import SpecError
 
+# the checks of constraints at load time live with the one constraint parser
+from .constraints import check_constraints  # noqa: F401
+
 METRICS = ("edp", "energy", "delay", "last_level_accesses", "last-level-accesses")
 _Metric = Literal["edp", "energy", "delay", "last_level_accesses", "last-level-accesses"]
 
@@ -106,49 +109,3 @@ def check_attributes(attrs: dict, file: str, key: str) -> None:
                                 got=v)
 
 
-_FACTOR_TERM = __import__("re").compile(r"^[A-Za-z_][A-Za-z0-9_]*\s*(=|<=|>=)?\s*[0-9]+$")
-
-
-def check_constraints(constraints: list, arch, file: str, ds_names=None) -> None:
-    """Every constraint is a mapping of a known ``type`` on a level of ``arch`` (or its compute
-    unit), and its ``factors`` are ``D=N`` / ``D<=N`` / ``D>=N`` terms (the mapper's parser would
-    skip anything else without a word)."""
-    from .constraints import ALLOWED_KEYS, _entries, _level_index
-    for i, raw in enumerate(constraints):
-        where = f"constraints[{i}]"
-        if not isinstance(raw, dict):
-            raise SpecError("constraint entry is not a mapping", file=file, key=where,
-                            expected="{target: ..., type: ..., ...}", got=raw)
-        for c in _entries(raw):
-            target = c.get("target", c.get("name"))
-            ctype = str(c.get("type", "")).strip()
-            if ctype not in ALLOWED_KEYS:
-                raise SpecError(f"unknown constraint type {ctype!r}", file=file, key=f"{where}.type",
-                                expected="one of " + ", ".join(sorted(ALLOWED_KEYS)))
-            if _level_index(arch, target) is None and target != arch.compute.name:
-                raise SpecError(f"unknown constraint target {target!r}", file=file, key=f"{where}.target",
-                                expected="one of " + ", ".join(map(str, arch.level_names)))
-            if ds_names is not None and ctype in ("dataspace", "datatype", "bypass", "bypassing"):
-                for flag in ("keep", "bypass"):
-                    names = c.get(flag) or []
-                    for s in [names] if isinstance(names, str) else names:
-                        if s not in ds_names:
-                            raise SpecError(f"unknown data space {s!r} in {flag} (target {target})",
-                                            file=file, key=f"{where}.{flag}",
-                                            expected="one of " + ", ".join(ds_names))
-            factors = c.get("factors")
-            if factors is None and isinstance(c.get("attributes"), dict):
-                factors = c["attributes"].get("factors")
-            if factors is None:
-                continue
-            if isinstance(factors, str):
-                terms = factors.split("#")[0].replace(",", " ").split()
-            elif isinstance(factors, list):
-                terms = [str(t).split("#")[0].strip() for t in factors]
-            else:
-                raise SpecError("factors must be a list or a string", file=file, key=f"{where}.factors",
-                                expected="e.g. [C=1, M<=16] or 'C=1 M<=16'", got=factors)
-            for t in terms:
-                if t and not _FACTOR_TERM.match(t):
-                    raise SpecError(f"cannot read factor {t!r} (target {target})", file=file,
-                                    key=f"{where}.factors", expected="D=N, D<=N or D>=N with N an integer")

@@ -290,7 +290,7 @@ def _unavailable(mode: str) -> TimeloopUnavailable:
 
 def _ert_art(spec) -> tuple[dict, dict]:
     """Accelergy-format ERT / ART for the spec's levels, from the energy tables the model uses."""
-    from a3cs_plugin.hardware.energy.tables import level_energies
+    from a3cs_plugin.hardware.energy.resolve import level_energies
     T = level_energies(spec)
     top = str(spec.arch.name or "system")
     top = top if top.endswith("_top_level") else f"{top}_top_level"

@@ -42,8 +42,8 @@ Semantics (Timeloop's, for dense tensors and perfectly factorised loop nests):
   fills (``write``) and updates (``update``), times utilised instances (utilised clusters when
   ``cluster_size > 1``); leakage = ``leak`` x cycles x utilised instances (at least one);
   compute = computes x ``compute``/``mac`` energy.  Which table and action energy a level gets
-  (ERT/ART or built-in, Timeloop's action choice) is :mod:`a3cs_plugin.hardware.energy.tables`.  Network, address-generation and
-  temporal-reduction energies are zero (as in Timeloop with Accelergy tables that lack them).
+  (ERT/ART or built-in, Timeloop's action choice): :mod:`a3cs_plugin.hardware.energy.resolve`.
+  Network, address-generation and temporal-reduction energies are zero (as in Timeloop with Accelergy tables that lack them).
 * Cycles: product of temporal loop bounds, stretched by any level whose read / write / shared
   bandwidth (words per cycle per instance) is below the demand.
 * Constraint flags (:mod:`a3cs_plugin.hardware.spec.constraints`): ``no_multicast_no_reduction``
@@ -63,7 +63,7 @@ import os
 import numpy as np
 
 from a3cs_plugin.errors import MappingError, SpecError
-from a3cs_plugin.hardware.energy.tables import level_energies
+from a3cs_plugin.hardware.energy.resolve import level_energies
 # ResolvedMapping / resolve_mapping: old import names of the spec layer's mapping resolution
 from a3cs_plugin.hardware.spec.mapping import (LevelMapping, Mapping, ResolvedMapping,  # noqa: F401
                                                check_mapping, resolve_mapping)

@@ -2,7 +2,8 @@
 ``a3cs sweep report`` on it.
 
 Runs ``examples/nni/local.yml`` + ``trial.py`` (copied to a temp dir so the experiment directory and
-the trial outputs stay there): lambda {0.05, 2.0} x template {eyeriss_like, simple_array}.  Checks
+the trial outputs stay there; trials of 512 search frames): lambda {0.05, 2.0} x template
+{eyeriss_like, simple_array}.  Checks
 that all trials SUCCEEDED and reported ``{default, score, fps, energy_mJ, area_mm2, run_dir}``, that
 the manager listens on 127.0.0.1 only, and that the sweep report finds the 4 trials by experiment id,
 marks the same front as :func:`pareto_front` computed from the reported numbers and names each
@@ -89,10 +90,24 @@ def stop_experiment(exp_id: str | None, port: int, env: dict) -> None:
     subprocess.run([str(BIN / "nnictl"), "stop", *args], env=env, capture_output=True, timeout=60)
 
 
-def _prepare(tmp: Path) -> Path:
-    """Copy the example experiment (shipped teacher and surrogate) and keep its state in ``tmp``."""
+#: search frames of the tests' trials: 2 PPO updates (the shipped trial_pong.yaml spends 8)
+TEST_FRAMES = 512
+
+
+def copy_example(tmp: Path) -> Path:
+    """``examples/nni`` copied to ``tmp/nni``, its trials cut to :data:`TEST_FRAMES` search frames
+    (the tests check the machinery, not what lambda does to a search; that keeps a trial at ~20 s)."""
     work = tmp / "nni"
     shutil.copytree(NNI_DIR, work)
+    trial = yaml.safe_load((work / "trial_pong.yaml").read_text())
+    trial["frames"] = TEST_FRAMES
+    (work / "trial_pong.yaml").write_text(yaml.safe_dump(trial, sort_keys=False))
+    return work
+
+
+def _prepare(tmp: Path) -> Path:
+    """Copy the example experiment (shipped teacher and surrogate) and keep its state in ``tmp``."""
+    work = copy_example(tmp)
     sweep = yaml.safe_load((work / "local.yml").read_text())
     sweep["experimentWorkingDirectory"] = str(tmp / "experiments")
     (work / "local.yml").write_text(yaml.safe_dump(sweep, sort_keys=False))

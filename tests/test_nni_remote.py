@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_nni_experiment import (BIN, NNI_DIR, ROOT, create_experiment, free_port, listen_addresses,
+from test_nni_experiment import (BIN, copy_example, create_experiment, free_port, listen_addresses,
                                  stop_experiment, wait_done)
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
@@ -180,8 +180,7 @@ def test_two_trial_remote_experiment_over_ssh(tmp_path):
     if shutil.which("nnictl", path=str(BIN)) is None:
         pytest.skip("nnictl is not installed in this environment")
     sshd = _ensure_sshd()
-    work = tmp_path / "nni"
-    shutil.copytree(NNI_DIR, work)
+    work = copy_example(tmp_path)
     proc, ssh_port, key, home = _start_sshd(tmp_path, sshd)
     conf = yaml.safe_load((work / "remote.yml").read_text())
     conf.update({"experimentWorkingDirectory": str(tmp_path / "experiments"), "nniManagerIp": "127.0.0.1",

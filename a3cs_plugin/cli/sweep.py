@@ -14,7 +14,8 @@ def cmd_report(args) -> int:
         print(f"  {s['label']}: {s['why']}")
     paths = write_report(sweep, args.out)
     front = sum(p["pareto"] for p in sweep["points"])
-    print(f"{len(sweep['points'])} trials, {front} on the Pareto front (score up, FPS up, energy down) -> "
+    n = len(sweep["points"])
+    print(f"{n} trial{'s' if n != 1 else ''}, {front} on the Pareto front (score up, FPS up, energy down) -> "
           + ", ".join(str(paths[k]) for k in ("png", "md", "json")))
     return 0
 

@@ -343,6 +343,10 @@ def _fmt(v: Any, spec: str = ".4g") -> str:
     return str(v)
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _ordered(points: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     def key(p):
         score = _num(p.get("score"))
@@ -360,9 +364,9 @@ def markdown(sweep: Mapping[str, Any], png_name: str = "pareto.png") -> str:
     else:
         what = f"run directories below `{sweep['source']}`"
     lines = [f"# Sweep report: {what}", "",
-             f"{len(pts)} trials with a final result"
+             f"{_n(len(pts), 'trial')} with a final result"
              + (f", {len(sweep['skipped'])} without" if sweep["skipped"] else "")
-             + f". Pareto front of (score ↑, FPS ↑, energy per inference ↓): {len(front)} trials (★). "
+             + f". Pareto front of (score ↑, FPS ↑, energy per inference ↓): {_n(len(front), 'trial')} (★). "
              "Score: the derived agent's evaluation score; FPS, energy, area: the mapper's numbers on the "
              "searched accelerator (the surrogate's where a run was not re-costed).", "",
              f"![score vs FPS]({png_name})", ""]
@@ -397,6 +401,7 @@ def plot(sweep: Mapping[str, Any], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
     pts = [p for p in sweep["points"] if math.isfinite(_num(p["fps"])) and math.isfinite(_num(p["energy_mJ"]))]
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
@@ -420,9 +425,11 @@ def plot(sweep: Mapping[str, Any], path: str | Path) -> Path:
                             label=(tpl or "points") if not on or not any(not q["pareto"] for q in group) else None,
                             zorder=3 if on else 2)
     front = sorted((p for p in pts if p["pareto"]), key=lambda p: p["fps"])
+    ax.scatter([], [], s=110, facecolors="none", edgecolors="crimson", linewidths=2.0,
+               label="on the Pareto front of (score, FPS, energy)")
     if len(front) > 1:
         ax.plot([p["fps"] for p in front], [p["score"] for p in front], color="crimson", lw=0.8, ls="--",
-                zorder=1, label="Pareto front of (score, FPS, energy), by FPS")
+                zorder=1, label="the front, in FPS order")
     spots: dict[tuple, list[str]] = {}          # one label per position ("0, 2" for equal points)
     for p in pts:
         if math.isfinite(_num(p["score"])):
@@ -432,6 +439,11 @@ def plot(sweep: Mapping[str, Any], path: str | Path) -> Path:
         ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(6, 5 if i % 2 == 0 else -11),
                     fontsize=7)
     ax.set_xscale("log")
+    plain = FuncFormatter(lambda v, _pos: f"{v:,.0f}")
+    ax.xaxis.set_major_formatter(plain)             # 1, 2, 5 per decade, written out
+    ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="both", labelsize=7)
     ax.set_xlabel("FPS of the derived agent on its accelerator (log)")
     ax.set_ylabel("evaluation score")
     title = (f"sweep {sweep['experiment_id']}" if sweep.get("experiment_id") else "sweep") + \

@@ -212,3 +212,26 @@ def test_paths_of_remote_trials_are_shown_below_the_ssh_users_home(tmp_path):
     point = {"arch_json": path, "host": "node7"}
     assert sw._shown_file(point, "arch_json", sweep).startswith("`node7:~/nni-experiments/abcd1234/")
     assert sw._shown(str(tmp_path / "a" / "arch.json"), tmp_path) == "a/arch.json"
+
+
+def test_example_sweep_configs_pass_nni_schema(tmp_path):
+    """local.yml and remote.yml are valid NNI 3.0 experiment configs (remote.yml's placeholder key
+    replaced by a real file: NNI checks that the key exists)."""
+    import yaml
+    from nni.experiment.config import ExperimentConfig
+
+    nni_dir = Path(__file__).resolve().parents[1] / "examples" / "nni"
+    local = ExperimentConfig.load(str(nni_dir / "local.yml"))
+    local.validate()
+    assert local.training_service.platform == "local" and local.max_trial_number == 4
+    doc = yaml.safe_load((nni_dir / "remote.yml").read_text())
+    key = tmp_path / "key"
+    key.write_text("placeholder")
+    for m in doc["trainingService"]["machineList"]:
+        assert {"host", "user", "sshKeyFile", "pythonPath"} <= set(m)
+        m["sshKeyFile"] = str(key)
+    (tmp_path / "remote.yml").write_text(yaml.safe_dump(doc))
+    remote = ExperimentConfig.load(str(tmp_path / "remote.yml"))
+    remote.validate()
+    assert remote.training_service.platform == "remote" and remote.nni_manager_ip
+    assert set(doc["searchSpace"]) == set(yaml.safe_load((nni_dir / "local.yml").read_text())["searchSpace"])

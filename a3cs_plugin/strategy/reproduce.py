@@ -191,7 +191,7 @@ def _search(cfg, run: Path, *, log, finetune: bool = True, recost: bool = True, 
         return json.loads((run / "report.json").read_text())
     resume = (run / "config.yaml").is_file()
     return run_search(cfg, run, resume=resume, recost=recost, evaluate_scores=scores, finetune=finetune,
-                      progress=progress, log=log)
+                      progress=progress or None, log=log)   # None: a bar on a terminal, else lines
 
 
 def run_fig2(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[[str], None]) -> dict:
@@ -286,10 +286,25 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
                 f"{f['student_frames']:,} frames -> {student}")
             train(scfg, student, resume=ck.exists(), progress=progress, log=log)
         agents = {"nature_cnn": ("teacher", load_teacher(game)), "resnet14": (str(ck), load_agent(student)[0])}
+        # zoo agents trained by fig1 in the same --out: on the hand-designed baselines too
+        zoo = {}
+        for name in ZOO_AGENTS:
+            run1 = out / "fig1" / game / f"{name}_s1"
+            if (run1 / "checkpoints" / "last.pt").is_file():
+                zoo[f"{name} (fig1 PPO)"] = load_agent(run1)[0]
         ev = {}
-        for name, (_, model) in agents.items():
+        for name, model in [*((n, m) for n, (_, m) in agents.items()), *zoo.items()]:
             r = evaluate(model, game, f["episodes"], seed=30_000)
             ev[name] = (r.mean, r.std)
+        for name, model in zoo.items():
+            probs = problems_from_module(model, torch.zeros((1, 4, 84, 84), dtype=torch.uint8), prefix="zoo")
+            for spec in BASELINE_SPECS:
+                res = evaluate_network([arch_spec(spec)], probs, metric="edp", time_limit=1.0,
+                                       max_evaluations=300 if b["name"] == "tiny" else 3000,
+                                       cache=base / "baseline_cache.json")
+                pts.append({"kind": spec, "label": f"{name} on {spec}", "agent": name, "score": ev[name][0],
+                            "std": ev[name][1], "fps": res.fps, "energy_mJ": res.energy_pJ * 1e-9,
+                            "area_mm2": (res.area_um2 / 1e6) if res.area_um2 else None, "accelerator": spec})
         for name, (src, model) in agents.items():
             run = base / f"das_{name}"
             cfg = _search_cfg(b, "fig3", game, agent=src, search={"das_steps": f["das_steps"]},

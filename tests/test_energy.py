@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from a3cs_plugin.errors import SpecError
-from a3cs_plugin.hardware.energy import (builtin_ert, builtin_ert_for_components, component_actions,
-                                         known_classes, load_tables, parse_technology)
+from a3cs_plugin.hardware.energy import (Component, builtin_ert, builtin_ert_for_components,
+                                         component_actions, flattened_components, known_classes,
+                                         load_tables, parse_technology)
 from a3cs_plugin.hardware.energy import validate
 
 REF = Path(__file__).resolve().parents[1] / ".." / "shared" / "timeloop-reference"
@@ -131,12 +132,12 @@ def test_timeloop_v04_storage_subclass_and_register():
     # designs/*: `class: storage` + `subclass: <Accelergy class>`
     comp = {"name": "PEWeightBuffer", "class": "storage", "subclass": "smartbuffer_RF",
             "attributes": {"depth": 4096, "width": 64, "technology": "45nm"}}
-    ert, _ = builtin_ert_for_components([comp])
+    ert, _ = builtin_ert_for_components(flattened_components({"architecture": {"local": [comp]}}))
     direct = component_actions("x", "smartbuffer_RF", comp["attributes"])[0]
     assert ert["ERT"]["tables"][0]["actions"][0]["energy"] == pytest.approx(direct["read"], rel=1e-7)
-    obj = SimpleNamespace(name="weight_reg", class_name="storage", subclass="aladdin_register",
-                          attributes={"depth": 1, "width": 16, "technology": "45nm"})
-    reg = builtin_ert([obj])[0]["ERT"]["tables"][0]["actions"]
+    reg = builtin_ert_for_components([("weight_reg", "aladdin_register",
+                                       {"depth": 1, "width": 16, "technology": "45nm"})])[0]
+    reg = reg["ERT"]["tables"][0]["actions"]
     per_bit = component_actions("r", "register", {"width": 1, "technology": "45nm"})[0]["read"]
     assert reg[0]["name"] == "read" and reg[0]["energy"] == pytest.approx(16 * per_bit, rel=1e-6)
     with pytest.raises(SpecError, match="subclass.*generic class .storage."):
@@ -173,7 +174,7 @@ def test_builtin_ert_structure_on_reference_architecture(ref_dir):
     flat = ref_dir / "tutorial/timeloop/06-mapper-convlayer-eyeriss/ref-output/timeloop-mapper.flattened_architecture.yaml"
     ref_ert = ref_dir / "tutorial/timeloop/06-mapper-convlayer-eyeriss/ref-output/timeloop-mapper.ERT.yaml"
     arch = yaml.safe_load(flat.read_text())
-    ert, art = builtin_ert(arch)
+    ert, art = builtin_ert_for_components(flattened_components(arch, str(flat)))
     ref = yaml.safe_load(ref_ert.read_text())
     assert set(ert) == {"ERT"} and set(art) == {"ART"}
     classes = {c["name"]: c["class"] for c in arch["architecture"]["local"]}
@@ -193,26 +194,31 @@ def test_builtin_ert_structure_on_reference_architecture(ref_dir):
     assert yaml.safe_load(yaml.safe_dump(ert)) == ert
 
 
-def test_duck_typed_spec_and_tuples():
-    glb = SimpleNamespace(name="GlobalBuffer", class_name="SRAM", n_instances=1,
-                          attributes=dict(depth=8192, width=64, technology="40nm"))
-    rf = SimpleNamespace(name="RegisterFile", cls="regfile", instances=16,
-                         attributes=dict(depth=64, width=8, technology="40nm"))
-    mac = SimpleNamespace(name="MACC", klass="intmac", n_instances=16,
-                          attributes=dict(width=8, technology="40nm"))
-    spec = SimpleNamespace(levels=[rf, glb], compute=mac)
+def test_builtin_ert_takes_a_spec_triples_or_a_flattened_architecture():
+    """One typed input per entry point: builtin_ert(Spec), builtin_ert_for_components(triples),
+    flattened_components(Accelergy flattened architecture) -> triples; anything else is refused."""
+    from a3cs_plugin.hardware.spec import conv2d_problem, load_spec
+    specs = Path(__file__).resolve().parents[1] / "arch_specs"
+    spec = load_spec([specs / "eyeriss_like.yaml", conv2d_problem(1, 8, 8, 4, 4, 3, 3), specs / "mapper.yaml"])
     ert, art = builtin_ert(spec)
+    comps = spec.ert_components()
     names = [t["name"] for t in ert["ERT"]["tables"]]
-    assert names == ["RegisterFile[1..16]", "GlobalBuffer[1..1]", "MACC[1..16]"]
-    ert2, _ = builtin_ert_for_components([(n.split("[")[0], c, a) for n, c, a in
-                                          [("RegisterFile", "regfile", rf.attributes),
-                                           ("GlobalBuffer", "SRAM", glb.attributes),
-                                           ("MACC", "intmac", mac.attributes)]])
-    e1 = [[a["energy"] for a in t["actions"]] for t in ert["ERT"]["tables"]]
-    e2 = [[a["energy"] for a in t["actions"]] for t in ert2["ERT"]["tables"]]
-    assert e1 == e2
-    with pytest.raises(SpecError, match="architecture"):
-        builtin_ert(SimpleNamespace(foo=1))
+    real = [lv for lv in spec.arch.all_levels() if not lv.is_dummy]
+    assert names == [f"{lv.name}[1..{lv.instances}]" for lv in real] == [c[0] for c in comps]
+    assert [t["name"] for t in art["ART"]["tables"]] == names
+    # the same numbers from the triples, as Component or as plain tuples
+    assert builtin_ert_for_components([Component(*c) for c in comps]) == (ert, art)
+    assert builtin_ert_for_components([tuple(c) for c in comps]) == (ert, art)
+    # a flattened architecture of the same components gives the same tables
+    flat = {"architecture": {"local": [{"name": n, "class": c, "attributes": a} for n, c, a in comps]}}
+    assert flattened_components(flat) == [Component(n, c, a) for n, c, a in comps]
+    assert builtin_ert_for_components(flattened_components(flat)) == (ert, art)
+    with pytest.raises(TypeError, match="Spec"):
+        builtin_ert(flat)
+    with pytest.raises(SpecError, match="triple"):
+        builtin_ert_for_components([SimpleNamespace(name="x", cls="SRAM", attributes={})])
+    with pytest.raises(SpecError, match="flattened architecture"):
+        flattened_components({"architecture": {"nodes": []}})
 
 
 def test_reference_grid_points_reproduce_accelergy(comparison):
@@ -249,10 +255,7 @@ def test_reference_ratio_bounds(comparison):
 def test_builtin_ert_from_loaded_spec_matches_reference(ref_dir):
     """Contract with hardware.spec: builtin_ert(load_spec(...)) for a Timeloop tutorial case
     (no ERT given) reproduces Accelergy's dynamic energies for every level."""
-    try:
-        from a3cs_plugin.hardware.spec import load_spec
-    except ImportError as e:  # the spec module is written in parallel
-        pytest.skip(f"hardware.spec not importable: {e}")
+    from a3cs_plugin.hardware.spec import load_spec
     case = next(c for c in yaml.safe_load((ref_dir / "cases.yaml").read_text())["cases"]
                 if c["id"] == "03-3level-bypass")
     spec = load_spec([str(ref_dir / p) for p in case["inputs"]])

@@ -189,12 +189,7 @@ def cmd_map(args) -> int:
         d = run_spec(spec, "mapper", env=env, timeout=max(60.0, 20.0 * args.time_limit))
         d.pop("stats_file", None)
     else:
-        try:
-            from a3cs_plugin.hardware import mapper
-            search = mapper.search
-        except (ImportError, AttributeError):
-            raise ConfigError("the mapper is not available in this installation",
-                              key="a3cs_plugin.hardware.mapper.search", expected="a built mapper") from None
+        from a3cs_plugin.hardware.mapper import search
         out = search(spec, metric=args.metric, time_limit=args.time_limit, seed=args.seed)
         from a3cs_plugin.hardware.spec.mapping import dump_mapping
         d = out.result.summary()

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import A3CSError, ConfigError
+from .spec import Spec
 from .workload import LayerProblem, problem_key
 
 __all__ = ["LayerResult", "NetworkResult", "evaluate_network", "clear_cache"]
@@ -171,69 +171,21 @@ def _hash_source(src: Any) -> str:
     return hashlib.sha1(json.dumps(src, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _find_cycle_seconds(spec: Any) -> tuple[float, str]:
-    """``global_cycle_seconds`` of the spec (top level, then any level's attributes)."""
-    def lookup(obj: Any) -> Any:
-        if obj is None:
-            return None
-        if isinstance(obj, dict):
-            return obj.get("global_cycle_seconds")
-        val = getattr(obj, "global_cycle_seconds", None)
+def _find_cycle_seconds(spec: Spec) -> tuple[float, str]:
+    """``global_cycle_seconds`` of the spec: the first positive one among the attributes of the
+    architecture, then of its storage levels (innermost first), then of the compute level."""
+    arch = spec.arch
+    for attrs in [arch.attributes] + [lv.attributes for lv in arch.levels] + [arch.compute.attributes]:
+        val = attrs.get("global_cycle_seconds")
         if val is None:
-            attrs = getattr(obj, "attributes", None)
-            if isinstance(attrs, dict):
-                val = attrs.get("global_cycle_seconds")
-        return val
-
-    candidates = [spec, getattr(spec, "architecture", None), getattr(spec, "arch", None)]
-    for holder in (spec, getattr(spec, "architecture", None), getattr(spec, "arch", None)):
-        if holder is None:
             continue
-        for name in ("levels", "storage_levels", "nodes"):
-            seq = getattr(holder, name, None)
-            if isinstance(seq, (list, tuple)):
-                candidates.extend(seq)
-        compute = getattr(holder, "compute", None)
-        if compute is not None:
-            candidates.append(compute)
-    for obj in candidates:
-        val = lookup(obj)
-        if val is not None:
-            try:
-                v = float(val)
-            except (TypeError, ValueError):
-                continue
-            if v > 0:
-                return v, "global_cycle_seconds"
+        try:
+            v = float(val)
+        except (TypeError, ValueError):
+            continue
+        if v > 0:
+            return v, "global_cycle_seconds"
     return DEFAULT_CYCLE_SECONDS, "assumed 1 GHz (spec has no global_cycle_seconds)"
-
-
-def _mapping_of(mr: Any) -> Any:
-    """The mapper's best mapping as a Timeloop v0.4 mapping list (JSON-able)."""
-    fn = getattr(mr, "mapping_list", None)
-    if callable(fn):
-        return fn()
-    return _mapping_to_json(getattr(mr, "mapping", None))
-
-
-def _mapping_to_json(mapping: Any) -> Any:
-    if mapping is None:
-        return None
-    for meth in ("to_timeloop", "to_list", "dump", "to_dict", "to_yaml_dict"):
-        fn = getattr(mapping, meth, None)
-        if callable(fn):
-            try:
-                out = fn()
-            except Exception:  # noqa: BLE001 - best effort; fall through to the next form
-                continue
-            try:
-                json.dumps(out, default=str)
-                return out
-            except (TypeError, ValueError):
-                continue
-    if isinstance(mapping, (list, dict)):
-        return mapping
-    return str(mapping)
 
 
 def _arch_sources(arch_files: list) -> list:
@@ -359,7 +311,6 @@ def evaluate_network(arch_files: Sequence[str | Path | dict] | str | Path, probl
             if cycle_seconds is None:
                 cycle_seconds, clock_source = _find_cycle_seconds(spec)
         if entry is None:
-            t0 = time.perf_counter()
             if backend == "timeloop":
                 from .backend import TimeloopUnavailable, run_spec
                 try:
@@ -381,10 +332,10 @@ def evaluate_network(arch_files: Sequence[str | Path | dict] | str | Path, probl
                 r = mr.result
                 entry = {"cycles": float(r.cycles), "energy_pJ": float(r.energy_pJ),
                          "levels_pJ": {str(k): float(v) for k, v in dict(r.levels_pJ).items()},
-                         "area_um2": None if getattr(r, "area_um2", None) is None else float(r.area_um2),
-                         "computes": None if getattr(r, "computes", None) is None else int(r.computes),
-                         "mapping": _mapping_of(mr),
-                         "search_seconds": float(getattr(mr, "search_seconds", time.perf_counter() - t0))}
+                         "area_um2": None if r.area_um2 is None else float(r.area_um2),
+                         "computes": int(r.computes),
+                         "mapping": mr.mapping_list(),
+                         "search_seconds": float(mr.search_seconds)}
             if disk_path is not None:
                 disk[key] = entry
                 dirty = True

@@ -12,18 +12,14 @@ import numpy as np
 import torch
 
 from a3cs_plugin.errors import ConfigError
+from a3cs_plugin.hardware.surrogate import Surrogate
+from a3cs_plugin.hardware.surrogate.model import SURROGATE_DIR
 from a3cs_plugin.strategy.cost import CostModel
 
 
 def _load_surrogate(template: str, space: Any, path: str | Path | None):
     """The fitted surrogate for ``space``: ``path``, else the shipped one of the template's name, else
     ``<stem>.pt`` beside a template file; it must be fitted for the template's parameters."""
-    try:
-        from a3cs_plugin.hardware.surrogate import Surrogate
-        from a3cs_plugin.hardware.surrogate.model import SURROGATE_DIR
-    except ImportError as exc:
-        raise ConfigError(f"no surrogate available for template '{template}' ({exc})",
-                          key="cost_model", expected="a fitted surrogate (a3cs_plugin.hardware.surrogate)")
     key = "cost_model_options.surrogate"
     if path is not None:
         p = Path(path)

@@ -19,10 +19,11 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from a3cs_plugin.errors import A3CSError, SpecError
 from a3cs_plugin.hardware.spec.energy import EnergyTable, parse_art, parse_ert
+from a3cs_plugin.hardware.spec.spec import Spec
 
 TABLES_PATH = Path(__file__).resolve().parent / "tables" / "builtin_tables.json"
 
@@ -349,105 +350,75 @@ def _round(x: float) -> float:
     return float(f"{x:.8g}")
 
 
-def builtin_ert_for_components(components: Iterable[Any]) -> tuple[dict, dict]:
+class Component(NamedTuple):
+    """One component as the built-in tables cost it: the ERT/ART table name (Accelergy style,
+    e.g. ``system.PE[0..15].RegisterFile``), its Accelergy class and its attributes."""
+
+    name: str
+    cls: str
+    attributes: Mapping[str, Any]
+
+
+def builtin_ert_for_components(components: Iterable[tuple[str, str, Mapping[str, Any]]]) -> tuple[dict, dict]:
     """ERT and ART dicts (same structure as parsed Accelergy ``*.ERT.yaml`` / ``*.ART.yaml``).
 
-    ``components``: iterable of ``(name, class, attributes)`` tuples, mappings with keys
-    ``name``/``class``/``attributes`` (e.g. the ``local`` entries of an Accelergy flattened
-    architecture) or objects (see :func:`builtin_ert`). Table names are the component names as
-    given (Accelergy style, e.g. ``system_top_level.shared_glb[1..1]``).
+    ``components``: ``(name, class, attributes)`` triples (:class:`Component` or plain tuples).
+    Table names are the component names as given (Accelergy style, e.g.
+    ``system_top_level.shared_glb[1..1]``).
     """
     ert_tables, art_tables = [], []
     for comp in components:
-        name, cls, attrs = _component_triple(comp)
-        actions, area = component_actions(name, cls, attrs)
-        ert_tables.append({"name": name, "actions": [
+        if not isinstance(comp, tuple) or len(comp) != 3:
+            raise SpecError("architecture component is not a (name, class, attributes) triple",
+                            key="name", expected="(name, class, attributes)", got=comp)
+        name, cls, attrs = comp
+        actions, area = component_actions(str(name), cls, dict(attrs or {}))
+        ert_tables.append({"name": str(name), "actions": [
             {"name": a, "arguments": {}, "energy": _round(e)} for a, e in actions.items()]})
-        art_tables.append({"name": name, "area": _round(area)})
+        art_tables.append({"name": str(name), "area": _round(area)})
     return ({"ERT": {"version": "0.4", "tables": ert_tables}},
             {"ART": {"version": "0.4", "tables": art_tables}})
 
 
-_CLASS_ATTRS = ("class_name", "cls", "klass", "component_class", "class_")
 #: Timeloop v0.4 generic classes whose Accelergy class is in ``subclass``.
 _GENERIC = ("storage", "compute")
 
 
-def _component_triple(comp: Any) -> tuple[str, str, dict]:
-    if isinstance(comp, (tuple, list)) and len(comp) == 3:
-        name, cls, attrs = comp
-    elif isinstance(comp, Mapping):
-        name, cls, attrs = comp.get("name"), comp.get("class"), comp.get("attributes") or {}
+def flattened_components(flat: Mapping[str, Any], file: str = "<flattened architecture>") -> list[Component]:
+    """The components of an Accelergy *flattened architecture* (the ``architecture.local`` list of
+    ``timeloop-mapper.flattened_architecture.yaml``), each entry ``{name, class, attributes}``;
+    a Timeloop v0.4 generic class (``storage`` / ``compute``) is replaced by its ``subclass``."""
+    local = flat.get("architecture", {}).get("local") if isinstance(flat, Mapping) else None
+    if not isinstance(local, list):
+        raise SpecError("not a flattened architecture", file=file, key="architecture.local",
+                        expected="a list of {name, class, attributes}")
+    out = []
+    for i, comp in enumerate(local):
+        if not isinstance(comp, Mapping) or comp.get("name") is None:
+            raise SpecError("architecture component without a name", file=file,
+                            key=f"architecture.local[{i}].name", expected="{name, class, attributes}")
+        cls = comp.get("class")
         if comp.get("subclass") and str(cls).lower() in _GENERIC:
             cls = comp["subclass"]
-    else:
-        name = getattr(comp, "name", None)
-        cls = next((getattr(comp, a) for a in _CLASS_ATTRS if getattr(comp, a, None) is not None), None)
-        sub = getattr(comp, "subclass", None)
-        if sub and (cls is None or str(cls).lower() in _GENERIC):
-            cls = sub
-        attrs = getattr(comp, "attributes", None) or {}
-        n = next((getattr(comp, a) for a in ("n_instances", "instances")
-                  if isinstance(getattr(comp, a, None), int)), None)
-        if name is not None and n and "[" not in str(name):
-            name = f"{name}[1..{n}]"
-    if name is None:
-        raise SpecError("architecture component without a name", key="name",
-                        expected="(name, class, attributes)", got=comp)
-    if not isinstance(attrs, Mapping):
-        attrs = dict(attrs) if hasattr(attrs, "items") else vars(attrs)
-    return str(name), cls, dict(attrs)
+        out.append(Component(str(comp["name"]), cls, dict(comp.get("attributes") or {})))
+    return out
 
 
-def _spec_components(spec: Any) -> list:
-    if hasattr(spec, "ert_components") and callable(spec.ert_components):
-        return list(spec.ert_components())
-    if isinstance(spec, Mapping):
-        arch = spec.get("architecture", spec)
-        if isinstance(arch, Mapping) and isinstance(arch.get("local"), list):
-            return list(arch["local"])
-        if isinstance(spec.get("components"), list):
-            return list(spec["components"])
-        raise SpecError("cannot find architecture components", key="architecture.local",
-                        expected="a flattened architecture (list of name/class/attributes)")
-    for attr in ("components", "levels"):
-        val = getattr(spec, attr, None)
-        if callable(val):
-            val = val()
-        if val is not None and not isinstance(val, (str, bytes)):
-            comps = list(val)
-            compute = next((getattr(spec, a) for a in ("compute", "compute_level")
-                            if getattr(spec, a, None) is not None), None)
-            if attr == "levels" and compute is not None and all(c is not compute for c in comps):
-                comps.append(compute)
-            return comps
-    if isinstance(spec, Iterable) and not isinstance(spec, (str, bytes)):
-        return list(spec)
-    raise SpecError("cannot find architecture components in the specification", key="architecture",
-                    expected="an object with .components/.levels or ert_components()")
-
-
-def builtin_table(spec) -> EnergyTable:
-    """The built-in energies / areas of every component of ``spec`` (a
-    :class:`~a3cs_plugin.hardware.spec.Spec`, via ``spec.ert_components()``), keyed by the bare
-    component name as a parsed ERT / ART is; ``source`` is the tables' file name."""
+def builtin_table(spec: Spec) -> EnergyTable:
+    """The built-in energies / areas of every component of ``spec`` (via
+    :meth:`~a3cs_plugin.hardware.spec.Spec.ert_components`), keyed by the bare component name as a
+    parsed ERT / ART is; ``source`` is the tables' file name."""
     ert, art = builtin_ert_for_components(spec.ert_components())
     return EnergyTable(energy=parse_ert(ert, "builtin"), area=parse_art(art, "builtin"),
                        source=TABLES_PATH.name)
 
 
-def builtin_ert(spec: Any) -> tuple[dict, dict]:
-    """Built-in ``(ert, art)`` for every component of a flattened architecture.
-
-    Duck-typed ``spec``, first match wins:
-      1. ``spec.ert_components()`` -> iterable of components;
-      2. a mapping: a parsed flattened architecture (``{"architecture": {"local": [...]}}``);
-      3. ``spec.components`` or ``spec.levels`` (+ ``spec.compute``), attribute or method;
-      4. ``spec`` itself iterable.
-    A component is a ``(name, class, attributes)`` tuple, a mapping with those keys, or an object
-    with ``.name``, a class in ``.class_name`` / ``.cls`` / ``.klass`` / ``.component_class`` /
-    ``.class_``, ``.attributes`` (dict with technology, depth, width, datawidth, n_banks, type,
-    size, global_cycle_seconds, ...) and optionally an int ``.n_instances`` / ``.instances``
-    (appended as ``[1..N]`` to the table name).
-    """
-    return builtin_ert_for_components(_spec_components(spec))
+def builtin_ert(spec: Spec) -> tuple[dict, dict]:
+    """Built-in ``(ert, art)`` for every component of a loaded :class:`~a3cs_plugin.hardware.spec.Spec`
+    (table names ``<level>[1..<instances>]``, from ``spec.ert_components()``).  For other inputs
+    use :func:`builtin_ert_for_components` (``(name, class, attributes)`` triples) or
+    :func:`flattened_components` (an Accelergy flattened architecture)."""
+    if not isinstance(spec, Spec):
+        raise TypeError(f"builtin_ert takes a loaded Spec, not {type(spec).__name__}; "
+                        "see builtin_ert_for_components / flattened_components")
+    return builtin_ert_for_components(spec.ert_components())

@@ -51,8 +51,8 @@ class MapResult:
 
     def mapping_list(self) -> list:
         """The best mapping as a Timeloop v0.4 mapping list (outermost level first)."""
-        from .adapter import mapping_to_list
-        return mapping_to_list(self.spec, self.mapping)
+        from ..spec.mapping import dump_mapping
+        return dump_mapping(self.spec, self.mapping)
 
 
 def resolve_metric(spec, metric) -> tuple:

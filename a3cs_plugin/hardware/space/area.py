@@ -4,18 +4,13 @@ from __future__ import annotations
 import functools
 import json
 
-from ...errors import SpecError
+from ..energy import component_actions
 
 __all__ = ["components_area_um2", "component_area_um2"]
 
 
 @functools.lru_cache(maxsize=4096)
 def _area(cls: str, attrs_json: str) -> float:
-    try:
-        from ..energy import component_actions
-    except ImportError as exc:  # the tables belong to hardware.energy; fail with one line
-        raise SpecError(f"built-in area tables unavailable ({exc})",
-                        expected="a3cs_plugin.hardware.energy.component_actions") from None
     _, area = component_actions(cls, cls, json.loads(attrs_json))
     return float(area or 0.0)
 

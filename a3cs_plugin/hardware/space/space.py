@@ -24,7 +24,7 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...paths import template_dir
-from ..spec.yamlio import read_text as _read_text
+from ..spec.yamlio import TaggedNode, read_text as _read_text
 from .template import Tagged, dump_yaml, load_yaml_text, substitute
 
 __all__ = ["Parameter", "DesignSpace", "TEMPLATE_DIR", "list_templates"]
@@ -351,10 +351,6 @@ def _plain(obj):
     if isinstance(obj, Tagged):
         body = _plain(obj.value)
         if isinstance(body, dict):
-            try:
-                from ..spec.yamlio import TaggedNode
-            except ImportError:  # loader not installed: plain dict, tag kept under "!"
-                return {"!": obj.tag[1:], **body}
             return TaggedNode(obj.tag[1:], body)
         return body
     if isinstance(obj, dict):

@@ -50,6 +50,21 @@ class ChannelShuffle(nn.Module):
         return f"groups={self.groups}"
 
 
+class DepthwiseConv2d(nn.Conv2d):
+    """The depthwise ``k x k`` conv of an MBConv block: an ``nn.Conv2d`` (same weights, state-dict
+    keys and hardware problem) that runs in fp32 under CPU bf16 autocast.  oneDNN's bf16
+    depthwise *backward* is ~5x slower than its fp32 one on this CPU (96 channels 20x20 -> 10x10,
+    k3, batch 256, channels-last: 686 vs 134 ms forward+backward; 48 ch k5: 488 vs 117 ms) while the
+    forwards cost the same, so a bf16 search or training of these agents spent most of its time
+    there.  The 1x1 convs around it stay bf16 (autocast casts its fp32 output back)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
 class MBConv(nn.Module):
     """Inverted-residual block (see the module docstring)."""
 
@@ -62,7 +77,8 @@ class MBConv(nn.Module):
         layers: list[nn.Module] = []
         if expansion != 1:
             layers += [nn.Conv2d(c_in, hidden, 1, bias=False), nn.ReLU(inplace=True)]
-        layers += [nn.Conv2d(hidden, hidden, kernel, stride=stride, padding=kernel // 2, groups=hidden, bias=False),
+        layers += [DepthwiseConv2d(hidden, hidden, kernel, stride=stride, padding=kernel // 2, groups=hidden,
+                                   bias=False),
                    nn.ReLU(inplace=True),
                    nn.Conv2d(hidden, c_out, 1, groups=groups, bias=True)]
         if groups > 1:

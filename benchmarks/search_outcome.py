@@ -91,8 +91,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     from a3cs_plugin.cli.search import print_table
-    from a3cs_plugin.strategy.config import load_config, parse_config
-    from a3cs_plugin.strategy.driver import run_search
+    from a3cs_plugin.cosearch.config import load_config, parse_config
+    from a3cs_plugin.cosearch.driver import run_search
 
     cfg = load_config(a.config) if a.config else parse_config(yaml.safe_load(CONFIG), "search_outcome")
     if a.frames:

@@ -119,7 +119,7 @@ def _prepare(tmp: Path) -> Path:
 def test_four_trial_nnictl_sweep_and_report(tmp_path):
     if shutil.which("nnictl", path=str(BIN)) is None:
         pytest.skip("nnictl is not installed in this environment")
-    from a3cs_plugin.strategy.sweep import pareto_front
+    from a3cs_plugin.cosearch.sweep import pareto_front
 
     work = _prepare(tmp_path)
     port = free_port()

@@ -21,7 +21,7 @@ def _readme_blocks():
 def test_readme_plugin_example(tmp_path, monkeypatch):
     from a3cs_plugin.agents.space import AgentSpace
     from a3cs_plugin.strategy import registry
-    from a3cs_plugin.strategy.cost import NetworkCost
+    from a3cs_plugin.cost.base import NetworkCost
 
     ini, code = _readme_blocks()
     pkg = tmp_path / "my_pkg"

@@ -160,7 +160,7 @@ def test_bf16_input_straight_from_uint8_is_bitwise_the_fp32_route():
 
 
 def test_cost_model_stays_on_the_cpu_when_the_search_moves():
-    from a3cs_plugin.strategy.cost import COST_DEVICE, NetworkCost, to_cost_device
+    from a3cs_plugin.cost.base import COST_DEVICE, NetworkCost, to_cost_device
 
     class _Toy(torch.nn.Module):
         def __init__(self):
@@ -186,7 +186,7 @@ def test_cost_model_stays_on_the_cpu_when_the_search_moves():
 # ----------------------------------------------------------------------------- configs and CLI
 
 def test_search_config_device_key():
-    from a3cs_plugin.strategy.config import parse_config
+    from a3cs_plugin.cosearch.config import parse_config
     assert parse_config({"game": "Pong"}).device == "auto"
     assert parse_config({"device": "CUDA:1"}).device == "cuda:1"
     for bad in ("tpu", 3, True, "cuda:x"):

@@ -15,7 +15,7 @@ import yaml
 
 from a3cs_plugin.cli.main import main
 from a3cs_plugin.errors import ConfigError
-from a3cs_plugin.strategy.config import load_config, parse_config
+from a3cs_plugin.cosearch.config import load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -322,9 +322,9 @@ def test_unreachable_fps_target_is_refused_before_training(tiny_config, tmp_path
     assert not (tmp_path / "run").exists() and time.time() - t0 < 60
     cfg["hardware"]["fps_target"] = 20000.0       # reachable: accepted (checked by parsing the plan only)
     from a3cs_plugin.strategy import registry
-    from a3cs_plugin.strategy.driver import best_fps_estimate
+    from a3cs_plugin.cosearch.driver import best_fps_estimate
     from a3cs_plugin.agents.space import AgentSpace
-    from a3cs_plugin.strategy.cost import NetworkCost
+    from a3cs_plugin.cost.base import NetworkCost
     cm = registry.cost_model("surrogate", "eyeriss_like")
     space = AgentSpace(6, num_cells=3)
     labels = {label: list(m.values) for label, m in space.simplify().items()}

@@ -17,7 +17,7 @@ from nni.nas.oneshot.pytorch.profiler import ExpectationProfilerPenalty
 from a3cs_plugin.errors import ConfigError
 from a3cs_plugin.strategy import registry
 from a3cs_plugin.strategy.a3cs import A3CS, A3CSModule, DirectNAS
-from a3cs_plugin.strategy.cost import HardwarePenalty, NetworkCost
+from a3cs_plugin.cost.base import HardwarePenalty, NetworkCost
 from a3cs_plugin.strategy.supernet import SinglePathMixedLayer
 
 from test_strategy_standins import TableCostModel, TinySpace, agent_op_problems
@@ -193,7 +193,7 @@ def _search(hw_lambda, workdir, *, metric="energy", mode="one-level", updates=8,
 def _expected_at_default_accelerator(m):
     """Expected energy/cycles of the searchable cells under softmax(alpha) on one fixed
     accelerator (the stem and heads, the same in every agent, left out)."""
-    from a3cs_plugin.strategy.cost import one_hot_probs
+    from a3cs_plugin.cost.base import one_hot_probs
     cm = m.network_cost.cost_model
     accel = one_hot_probs(cm, cm.design_space().default_point())
     with torch.no_grad():
@@ -356,7 +356,7 @@ def test_importing_our_strategy_first_keeps_nni_oneshot_strategies_intact():
     import subprocess
     import sys
 
-    code = ("import a3cs_plugin.strategy.cost, a3cs_plugin.strategy.supernet\n"
+    code = ("import a3cs_plugin.cost.base, a3cs_plugin.strategy.supernet\n"
             "from nni.nas.strategy import DARTS\n"
             "print(DARTS.__module__)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -11,7 +11,7 @@ from torch import nn
 
 from nni.nas.nn.pytorch import LayerChoice, ModelSpace
 
-from a3cs_plugin.strategy.cost import CostModel
+from a3cs_plugin.cost.base import CostModel
 
 PE = (4.0, 16.0, 64.0)
 BUF = (8.0, 32.0, 128.0)

@@ -62,8 +62,8 @@ def _example_path(name: str) -> Path:
 
 
 def cmd_search(args) -> int:
-    from a3cs_plugin.strategy.config import load_config
-    from a3cs_plugin.strategy.driver import run_seeds
+    from a3cs_plugin.cosearch.config import load_config
+    from a3cs_plugin.cosearch.driver import run_seeds
 
     from a3cs_plugin.cli import checks
     checks.out_dir("--out", args.out)
@@ -85,7 +85,7 @@ def cmd_search(args) -> int:
 
 def print_table(report: dict) -> None:
     """The outcome table: score +- std, normalized score, FPS, energy, area per agent."""
-    from a3cs_plugin.strategy.report import outcome_rows
+    from a3cs_plugin.cosearch.report import outcome_rows
     for line in outcome_rows(report):
         print(line)
 
@@ -96,7 +96,7 @@ def _f(v) -> str:
 
 def cmd_retrain(args) -> int:
     from a3cs_plugin.cli.rl import parse_frames
-    from a3cs_plugin.strategy.retrain import retrain
+    from a3cs_plugin.cosearch.retrain import retrain
 
     from a3cs_plugin.cli import checks
     checks.at_least("--episodes", args.episodes)
@@ -111,8 +111,8 @@ def cmd_retrain(args) -> int:
 def cmd_run_example(args) -> int:
     import yaml
 
-    from a3cs_plugin.strategy.config import load_config, parse_config
-    from a3cs_plugin.strategy.driver import run_search
+    from a3cs_plugin.cosearch.config import load_config, parse_config
+    from a3cs_plugin.cosearch.driver import run_search
 
     out = Path(args.out or f"runs/{args.example}")
     if args.example == EXAMPLE:
@@ -142,8 +142,8 @@ def cmd_run_example(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from a3cs_plugin.strategy.driver import _quiet_nni
-    from a3cs_plugin.strategy.reproduce import reproduce
+    from a3cs_plugin.cosearch.driver import _quiet_nni
+    from a3cs_plugin.cosearch.reproduce import reproduce
     _quiet_nni()
     reproduce(args.figure, args.out, budget_name=args.budget, games=args.games, resume=args.resume,
               device=args.device)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 def cmd_report(args) -> int:
     from a3cs_plugin.cli import checks
-    from a3cs_plugin.strategy.sweep import load_sweep, summary_rows, write_report
+    from a3cs_plugin.cosearch.sweep import load_sweep, summary_rows, write_report
 
     checks.out_dir("--out", args.out)
     sweep = load_sweep(args.source, experiments_dir=args.experiments_dir)

@@ -17,7 +17,7 @@ with warnings.catch_warnings():  # nni 3.0 warns about torch classes it does not
     import nni.nas.strategy  # noqa: F401
 
 from a3cs_plugin.strategy.a3cs import A3CS, A3CSModule, DirectNAS
-from a3cs_plugin.strategy.cost import CostModel, HardwarePenalty, NetworkCost, metric_value
+from a3cs_plugin.cost.base import CostModel, HardwarePenalty, NetworkCost, metric_value
 from a3cs_plugin.strategy.supernet import SinglePathMixedLayer
 
 __all__ = ["A3CS", "A3CSModule", "DirectNAS", "CostModel", "HardwarePenalty", "NetworkCost",

@@ -32,7 +32,7 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMix
 
 from a3cs_plugin.errors import ConfigError
 from a3cs_plugin.strategy.accelerator import AcceleratorChoice, hardware_terms, uniform_baseline
-from a3cs_plugin.strategy.cost import CostModel, HardwarePenalty, NetworkCost
+from a3cs_plugin.cost.base import CostModel, HardwarePenalty, NetworkCost
 from a3cs_plugin.strategy.supernet import SinglePathMixedLayer
 
 MODES = ("one-level", "bi-level", "direct-nas")
@@ -400,7 +400,7 @@ class A3CS(DARTS):
     Parameters
     ----------
     cost_model
-        A :class:`~a3cs_plugin.strategy.cost.CostModel` (e.g. from ``registry.cost_model``).
+        A :class:`~a3cs_plugin.cost.base.CostModel` (e.g. from ``registry.cost_model``).
     hw_lambda
         Weight of the hardware cost.  With ``balance="normalize"`` (default) it is the ratio of the
         hardware term's alpha-gradient norm to the task term's; otherwise it multiplies

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from a3cs_plugin.errors import ConfigError
-from a3cs_plugin.strategy.cost import NetworkCost, to_cost_device
+from a3cs_plugin.cost.base import NetworkCost, to_cost_device
 
 
 class AcceleratorChoice(nn.Module):
@@ -39,7 +39,7 @@ class AcceleratorChoice(nn.Module):
         """``hard``: argmax one-hot (no gradient); ``sample``: a hard straight-through Gumbel sample
         (a concrete design drawn from softmax(beta), gradient of the tempered soft sample);
         otherwise softmax(beta).  Fixed parameters are one-hot.  On the cost model's device
-        (:data:`a3cs_plugin.strategy.cost.COST_DEVICE`), with the gradient to beta wherever it is."""
+        (:data:`a3cs_plugin.cost.base.COST_DEVICE`), with the gradient to beta wherever it is."""
         if hard:
             out = {n: F.one_hot(b.detach().argmax(), b.numel()).float() for n, b in self.beta.items()}
         elif sample:

@@ -69,7 +69,7 @@ def recost(accelerator_yaml: str | Path, problems: Sequence[Any], *, out_dir: st
 
     Writes one ``mappings/<prefix><index>_<layer>.yaml`` per layer when ``out_dir`` is given.
     """
-    from a3cs_plugin.hardware.network import evaluate_network
+    from a3cs_plugin.hardware.dnn_cost import evaluate_network
 
     res = evaluate_network([str(accelerator_yaml)], list(problems), metric=metric, time_limit=time_limit,
                            cache=cache, max_evaluations=max_evaluations)

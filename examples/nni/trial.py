@@ -23,9 +23,9 @@ from pathlib import Path
 import nni
 
 from a3cs_plugin.errors import A3CSError
-from a3cs_plugin.strategy.config import load_config, parse_config
-from a3cs_plugin.strategy.driver import run_search
-from a3cs_plugin.strategy.sweep import trial_metrics
+from a3cs_plugin.cosearch.config import load_config, parse_config
+from a3cs_plugin.cosearch.driver import run_search
+from a3cs_plugin.cosearch.sweep import trial_metrics
 
 #: tuner parameters this trial understands
 PARAMS = ("lambda", "fps_target", "template", "seed")

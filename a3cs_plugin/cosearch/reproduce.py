@@ -1,0 +1,536 @@
+"""``a3cs reproduce fig1|fig2|fig3``: the A3C-S paper's three figures, one command each.
+
+Every figure is a set of ordinary runs (``a3cs train``, ``a3cs search``, DAS, ``hw net``) in
+``OUT/figN/<game>/<run>/``; each run checkpoints and resumes exactly (``--resume``), and a
+finished run is read back instead of redone.  The figure is then drawn from the runs:
+``OUT/figN.png``, ``OUT/figN.md`` (table, budget, commands) and ``OUT/figN.json``.
+
+* Fig. 1 -- test score during the training of the zoo agents (Nature-CNN, ResNet-14/20/38/74),
+  PPO from scratch, a test score (unclipped, sampled actions) at every checkpoint.
+* Fig. 2 -- test score of the derived agent during the search for Direct-NAS (no distillation),
+  A3C-S one-level and A3C-S bi-level, at matched frames, mean +- std over seeds.
+* Fig. 3 -- score vs FPS: A3C-S pairs over a lambda sweep (Pareto front marked), Nature-CNN
+  (the teacher's weights) and ResNet-14 (distilled from the teacher) on DAS-searched
+  accelerators, and the same agents on the DNNBuilder-style pipeline and on Eyeriss-like, all at
+  the same technology (65 nm, 1 GHz) and area / PE budget.
+
+Budgets: ``tiny`` (the tests: seconds of frames, 1 episode), ``cpu`` (what 2 cores do in a few
+hours per game; stated in every table), ``full`` (the paper's scale: 10M frames, 4 games, 3
+seeds; for a GPU machine).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from a3cs_plugin.errors import ConfigError
+
+FIGURES = ("fig1", "fig2", "fig3")
+ZOO_AGENTS = ("nature_cnn", "resnet14", "resnet20", "resnet38", "resnet74")
+
+# The search config every figure starts from (the quick example's settings, 14 cells).
+_BASE_SEARCH = {
+    "mode": "one-level", "algo": "ppo", "seed": 1, "threads": 1,
+    "hp": {"num_envs": 8, "num_steps": 64, "num_minibatches": 4, "update_epochs": 4, "lr": 0.00025,
+           "precision": "fp32"},
+    "hardware": {"template": "eyeriss_like", "cost_model": "surrogate", "metric": "edp", "lambda": 0.5,
+                 "area_budget_mm2": 9.62, "recost_evaluations": 3000, "baselines": []},
+    "search": {"num_cells": 14, "supernet": "single-path", "arc_lr": 0.01, "warmup_frac": 0.2, "epochs": 8},
+    "finetune": {"frames": 0},
+    "eval": {"episodes": 30, "teacher": True, "random": True},
+}
+_TINY_HP = {"num_envs": 2, "num_steps": 64, "num_minibatches": 2, "update_epochs": 1}
+
+BUDGETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "games": ["Pong"],
+        "fig1": {"agents": ["nature_cnn", "resnet14"], "frames": 1024, "checkpoints": 2, "episodes": 1,
+                 "seeds": [1], "hp": _TINY_HP},
+        "fig2": {"frames": 2048, "seeds": [1, 2], "epochs": 2, "episodes": 1, "num_cells": 3, "hp": _TINY_HP},
+        "fig3": {"lambdas": [0.1, 2.0], "frames": 2048, "finetune": 512, "episodes": 1, "num_cells": 3,
+                 "epochs": 2, "das_steps": 20, "student_frames": 512, "hp": _TINY_HP},
+    },
+    "cpu": {
+        "games": ["Pong", "Breakout"],
+        "fig1": {"agents": list(ZOO_AGENTS), "frames": 1_000_000, "checkpoints": 5, "episodes": 10,
+                 "seeds": [1], "hp": {"precision": "bf16"}},
+        "fig2": {"frames": 131_072, "seeds": [1, 2], "epochs": 8, "episodes": 10, "num_cells": 14, "hp": {}},
+        "fig3": {"lambdas": [0.05, 0.5, 2.0], "frames": 131_072, "finetune": 1_048_576, "episodes": 30,
+                 "num_cells": 14, "epochs": 8, "das_steps": 400, "student_frames": 1_048_576, "hp": {}},
+    },
+    "full": {
+        "games": ["Pong", "Breakout", "SpaceInvaders", "Qbert"],
+        "fig1": {"agents": list(ZOO_AGENTS), "frames": 10_000_000, "checkpoints": 20, "episodes": 30,
+                 "seeds": [1, 2, 3], "hp": {}},
+        "fig2": {"frames": 4_000_000, "seeds": [1, 2, 3], "epochs": 20, "episodes": 30, "num_cells": 14,
+                 "hp": {}},
+        "fig3": {"lambdas": [0.02, 0.1, 0.5, 1.0, 2.0, 5.0], "frames": 4_000_000, "finetune": 10_000_000,
+                 "episodes": 30, "num_cells": 14, "epochs": 20, "das_steps": 800,
+                 "student_frames": 10_000_000, "hp": {}},
+    },
+}
+
+SCHEMES = {"direct-nas": {"mode": "direct-nas"}, "a3cs-one-level": {"mode": "one-level"},
+           "a3cs-bi-level": {"mode": "bi-level"}}
+BASELINE_SPECS = ("dnnbuilder_like", "eyeriss_like")
+
+
+def budget(name: str, games: list[str] | None = None) -> dict[str, Any]:
+    if name not in BUDGETS:
+        raise ConfigError(f"unknown budget '{name}'", key="--budget", expected="tiny, cpu or full")
+    b = copy.deepcopy(BUDGETS[name])
+    b["name"] = name
+    b["device"] = "auto"
+    if games:
+        from a3cs_plugin.rl.envs import env_spec
+        b["games"] = [env_spec(g).game for g in games]     # unknown game: one-line error now
+    return b
+
+
+def _log_default(s: str) -> None:
+    print(s, file=sys.stderr, flush=True)
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def _teacher_name(game: str) -> str:
+    from a3cs_plugin.rl.teacher import load_teacher
+    load_teacher(game)       # a clean error now when the game has no shipped teacher
+    return game
+
+
+# ------------------------------------------------------------------------------------ Fig. 1
+def run_fig1(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[[str], None]) -> dict:
+    """Train each zoo agent on each game with PPO, a test score at every checkpoint."""
+    from a3cs_plugin.rl.checkpoint import load_agent
+    from a3cs_plugin.rl.config import TrainConfig
+    from a3cs_plugin.rl.evaluate import evaluate
+    from a3cs_plugin.rl.trainer import train
+
+    f = b["fig1"]
+    curves: dict[str, dict[str, list]] = {}
+    for game in b["games"]:
+        curves[game] = {}
+        for agent in f["agents"]:
+            for seed in f["seeds"]:
+                run = out / "fig1" / game / f"{agent}_s{seed}"
+                curve_file = run / "curve.jsonl"
+                points = _read_jsonl(curve_file)
+                done = {p["frames"] for p in points}
+                every = max(1, f["frames"] // f["checkpoints"])
+                cfg = TrainConfig(agent=agent, game=game, frames=f["frames"], seed=seed, hp=dict(f["hp"]),
+                                  checkpoint_every=every, torch_threads=1, device=b["device"])
+
+                def score(frames, model, _file=curve_file, _done=done, _game=game, _seed=seed):
+                    if frames in _done:
+                        return
+                    r = evaluate(model, _game, f["episodes"], seed=10_000 + _seed)
+                    _append_jsonl(_file, {"frames": frames, "score": r.mean, "std": r.std,
+                                          "episodes": r.episodes})
+                    _done.add(frames)
+
+                ckpt = run / "checkpoints" / "last.pt"
+                if ckpt.exists():
+                    model, meta = load_agent(run)      # a point killed before its score was written
+                    score(int(meta["frames"]), model)
+                if not (ckpt.exists() and _ckpt_frames(ckpt) >= _planned(cfg)):
+                    log(f"a3cs reproduce fig1: {game} {agent} seed {seed}, {f['frames']:,} frames -> {run}")
+                    train(cfg, run, resume=ckpt.exists(), progress=progress, log=log, on_checkpoint=score)
+                curves[game].setdefault(agent, []).append(sorted(_read_jsonl(curve_file), key=lambda p: p["frames"]))
+    result = {"figure": "fig1", "budget": _budget_note(b, "fig1"), "curves": curves}
+    _plot_fig1(out, result)
+    rows = ["| game | agent | frames | test score (last point) | episodes |", "|---|---|---:|---:|---:|"]
+    for game, per in curves.items():
+        for agent, runs in per.items():
+            last = [r[-1] for r in runs if r]
+            if last:
+                m = sum(p["score"] for p in last) / len(last)
+                rows.append(f"| {game} | {agent} | {int(last[0]['frames']):,} | {m:.2f} ± {last[0]['std']:.2f} | "
+                            f"{last[0]['episodes']} |")
+    _write(out, "fig1", result, "Fig. 1: test score during the training of the zoo agents", rows, b)
+    return result
+
+
+def _planned(cfg) -> int:
+    per = cfg.algo_config().batch_size * 4
+    return max(1, cfg.frames // per) * per
+
+
+def _ckpt_frames(path: Path) -> int:
+    import torch
+    return int(torch.load(path, map_location="cpu", weights_only=True).get("frames", 0))
+
+
+# ------------------------------------------------------------------------------------ Fig. 2
+def _search_cfg(b: dict, fig: str, game: str, **over: Any):
+    from a3cs_plugin.cosearch.config import parse_config
+    f = b[fig]
+    doc = _merge(_BASE_SEARCH, {"game": game, "teacher": _teacher_name(game), "frames": f["frames"],
+                                "hp": f["hp"], "search": {"num_cells": f["num_cells"], "epochs": f["epochs"]},
+                                "eval": {"episodes": f["episodes"]}, "device": b["device"]})
+    if b["name"] == "tiny":
+        doc["search"]["arc_lr"] = 0.05
+        doc["hardware"]["recost_evaluations"] = 300
+    return parse_config(_merge(doc, over), f"reproduce {fig} ({b['name']} budget)")
+
+
+def _search(cfg, run: Path, *, log, finetune: bool = True, recost: bool = True, scores: bool = True,
+            progress: bool = False) -> dict:
+    from a3cs_plugin.cosearch.driver import run_search
+    if (run / "report.json").is_file():
+        return json.loads((run / "report.json").read_text())
+    resume = (run / "config.yaml").is_file()
+    return run_search(cfg, run, resume=resume, recost=recost, evaluate_scores=scores, finetune=finetune,
+                      progress=progress or None, log=log)   # None: a bar on a terminal, else lines
+
+
+def run_fig2(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[[str], None]) -> dict:
+    """Direct-NAS vs A3C-S one-level vs bi-level: the derived agent's test score per search epoch."""
+    f = b["fig2"]
+    curves: dict[str, dict[str, list]] = {}
+    for game in b["games"]:
+        curves[game] = {}
+        for scheme, over in SCHEMES.items():
+            for seed in f["seeds"]:
+                run = out / "fig2" / game / f"{scheme}_s{seed}"
+                cfg = _search_cfg(b, "fig2", game, seed=seed, search={"score_episodes": f["episodes"]},
+                                  eval={"teacher": False, "random": False}, **over)
+                log(f"a3cs reproduce fig2: {game} {scheme} seed {seed}, {cfg.plan()['frames']:,} frames -> {run}")
+                _search(cfg, run, log=log, finetune=False, recost=False, scores=False, progress=progress)
+                hist = json.loads((run / "history.json").read_text())
+                pts = [{"frames": h["frames"], "score": h["test_score"], "std": h["test_score_std"]}
+                       for h in hist if "test_score" in h]
+                curves[game].setdefault(scheme, []).append(pts)
+    refs = {game: _references(game, f["episodes"]) for game in b["games"]}
+    result = {"figure": "fig2", "budget": _budget_note(b, "fig2"), "curves": curves, "references": refs}
+    _plot_fig2(out, result)
+    rows = ["| game | scheme | frames | final test score (mean ± std over seeds) | seeds |", "|---|---|---:|---:|---:|"]
+    for game, per in curves.items():
+        for scheme, runs in per.items():
+            finals = [r[-1]["score"] for r in runs if r]
+            if finals:
+                m, s = _mean_std(finals)
+                rows.append(f"| {game} | {scheme} | {int(runs[0][-1]['frames']):,} | {m:.2f} ± {s:.2f} | {len(finals)} |")
+        r = refs[game]
+        rows.append(f"| {game} | teacher / random | | {r['teacher']:.2f} / {r['random']:.2f} | |")
+    _write(out, "fig2", result, "Fig. 2: test score during the search, three schemes", rows, b)
+    return result
+
+
+def _references(game: str, episodes: int) -> dict[str, float]:
+    """Teacher and uniform-random scores under the figure's protocol (cached per game)."""
+    from a3cs_plugin.rl.envs import env_spec
+    from a3cs_plugin.rl.evaluate import evaluate, random_agent
+    from a3cs_plugin.rl.teacher import load_teacher
+    key = (game, episodes)
+    if key not in _REF_CACHE:
+        t = evaluate(load_teacher(game), game, episodes, seed=20_000)
+        r = evaluate(random_agent(env_spec(game).num_actions), game, episodes, seed=20_000)
+        _REF_CACHE[key] = {"teacher": t.mean, "teacher_std": t.std, "random": r.mean, "random_std": r.std,
+                           "episodes": episodes}
+    return _REF_CACHE[key]
+
+
+_REF_CACHE: dict = {}
+
+
+# ------------------------------------------------------------------------------------ Fig. 3
+def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[[str], None]) -> dict:
+    """Score vs FPS: A3C-S pairs (lambda sweep), DAS for fixed agents, hand-designed baselines."""
+    import torch
+
+    from a3cs_plugin.hardware.dnn_cost import evaluate_network
+    from a3cs_plugin.hardware.workload import problems_from_module
+    from a3cs_plugin.paths import arch_spec
+    from a3cs_plugin.rl.checkpoint import load_agent
+    from a3cs_plugin.rl.config import DistillConfig, TrainConfig
+    from a3cs_plugin.rl.evaluate import evaluate
+    from a3cs_plugin.rl.teacher import load_teacher
+    from a3cs_plugin.rl.trainer import train
+
+    f = b["fig3"]
+    points: dict[str, list[dict]] = {}
+    for game in b["games"]:
+        pts: list[dict] = []
+        base = out / "fig3" / game
+        for lam in f["lambdas"]:
+            run = base / f"a3cs_lambda{lam:g}"
+            cfg = _search_cfg(b, "fig3", game, hardware={"lambda": lam}, finetune={"frames": f["finetune"]},
+                              eval={"teacher": False, "random": False})
+            log(f"a3cs reproduce fig3: {game} A3C-S lambda {lam:g} -> {run}")
+            rep = _search(cfg, run, log=log, progress=progress)
+            d = rep["derived"]
+            pts.append({"kind": "A3C-S", "label": f"A3C-S λ={lam:g}", "agent": "searched", "score": d["score"],
+                        "std": d["score_std"], "fps": d["fps"], "energy_mJ": d.get("energy_mJ"),
+                        "area_mm2": d.get("area_mm2"), "accelerator": "searched",
+                        "run": str(run.relative_to(out))})
+        # the fixed agents: Nature-CNN = the teacher's weights; ResNet-14 distilled from the teacher
+        student = base / "resnet14_student"
+        scfg = TrainConfig(agent="resnet14", game=game, frames=f["student_frames"], seed=1, hp=dict(f["hp"]),
+                           distill=DistillConfig(actor=1.0, critic=0.5), teacher=_teacher_name(game),
+                           checkpoint_every=max(1, f["student_frames"] // 4), torch_threads=1,
+                           device=b["device"])
+        ck = student / "checkpoints" / "last.pt"
+        if not (ck.exists() and _ckpt_frames(ck) >= _planned(scfg)):
+            log(f"a3cs reproduce fig3: {game} ResNet-14 distilled from the teacher, "
+                f"{f['student_frames']:,} frames -> {student}")
+            train(scfg, student, resume=ck.exists(), progress=progress, log=log)
+        agents = {"nature_cnn": ("teacher", load_teacher(game)), "resnet14": (str(ck), load_agent(student)[0])}
+        # zoo agents trained by fig1 in the same --out: on the hand-designed baselines too
+        zoo = {}
+        for name in ZOO_AGENTS:
+            run1 = out / "fig1" / game / f"{name}_s1"
+            if (run1 / "checkpoints" / "last.pt").is_file():
+                zoo[f"{name} (fig1 PPO)"] = load_agent(run1)[0]
+        ev = {}
+        for name, model in [*((n, m) for n, (_, m) in agents.items()), *zoo.items()]:
+            r = evaluate(model, game, f["episodes"], seed=30_000)
+            ev[name] = (r.mean, r.std)
+        for name, model in zoo.items():
+            probs = problems_from_module(model, torch.zeros((1, 4, 84, 84), dtype=torch.uint8), prefix="zoo")
+            for spec in BASELINE_SPECS:
+                res = evaluate_network([arch_spec(spec)], probs, metric="edp", time_limit=1.0,
+                                       max_evaluations=300 if b["name"] == "tiny" else 3000,
+                                       cache=base / "baseline_cache.json")
+                pts.append({"kind": spec, "label": f"{name} on {spec}", "agent": name, "score": ev[name][0],
+                            "std": ev[name][1], "fps": res.fps, "energy_mJ": res.energy_pJ * 1e-9,
+                            "area_mm2": (res.area_um2 / 1e6) if res.area_um2 else None, "accelerator": spec})
+        for name, (src, model) in agents.items():
+            run = base / f"das_{name}"
+            cfg = _search_cfg(b, "fig3", game, agent=src, search={"das_steps": f["das_steps"]},
+                              eval={"teacher": False, "random": False})
+            log(f"a3cs reproduce fig3: {game} DAS for {name} -> {run}")
+            rep = _search(cfg, run, log=log, scores=False)
+            d = rep["derived"]
+            pts.append({"kind": "DAS", "label": f"{name} on DAS accelerator", "agent": name, "score": ev[name][0],
+                        "std": ev[name][1], "fps": d["fps"], "energy_mJ": d.get("energy_mJ"),
+                        "area_mm2": d.get("area_mm2"), "accelerator": "DAS", "run": str(run.relative_to(out))})
+            probs = problems_from_module(model, torch.zeros((1, 4, 84, 84), dtype=torch.uint8), prefix=name)
+            for spec in BASELINE_SPECS:
+                res = evaluate_network([arch_spec(spec)], probs, metric="edp", time_limit=1.0,
+                                       max_evaluations=300 if b["name"] == "tiny" else 3000,
+                                       cache=base / "baseline_cache.json")
+                pts.append({"kind": spec, "label": f"{name} on {spec}", "agent": name, "score": ev[name][0],
+                            "std": ev[name][1], "fps": res.fps, "energy_mJ": res.energy_pJ * 1e-9,
+                            "area_mm2": (res.area_um2 / 1e6) if res.area_um2 else None, "accelerator": spec})
+        _mark_pareto(pts)
+        points[game] = pts
+    teacher_fps = {g: next(p["fps"] for p in ps if p["kind"] == "dnnbuilder_like" and p["agent"] == "nature_cnn")
+                   for g, ps in points.items()}
+    result = {"figure": "fig3", "budget": _budget_note(b, "fig3"), "points": points,
+              "hardware_budget": "65 nm, 1 GHz, area <= 9.62 mm^2 (searched: template budget); "
+                                 "DNNBuilder-like: 168 MACs, 128 KiB on-chip; Eyeriss-like: 14x12 PEs, 9.62 mm^2",
+              "teacher_fps_on_dnnbuilder": teacher_fps}
+    _plot_fig3(out, result)
+    rows = ["| game | point | score | FPS | × teacher FPS on DNNBuilder | energy (mJ) | area (mm²) | Pareto |",
+            "|---|---|---:|---:|---:|---:|---:|:---:|"]
+    for game, ps in points.items():
+        for p in sorted(ps, key=lambda p: -p["fps"]):
+            rows.append(f"| {game} | {p['label']} | {p['score']:.2f} ± {p['std']:.2f} | {p['fps']:,.0f} | "
+                        f"{p['fps'] / teacher_fps[game]:.2f} | {_f(p.get('energy_mJ'), 4)} | "
+                        f"{_f(p.get('area_mm2'), 2)} | {'★' if p.get('pareto') else ''} |")
+    rows += ["", f"Hardware: {result['hardware_budget']}."]
+    _write(out, "fig3", result, "Fig. 3: test score vs FPS", rows, b)
+    return result
+
+
+def _mark_pareto(pts: list[dict]) -> None:
+    """A point is on the front when no other point has >= score and >= FPS with one strictly better."""
+    for p in pts:
+        p["pareto"] = not any((q["score"] >= p["score"] and q["fps"] >= p["fps"]) and
+                              (q["score"] > p["score"] or q["fps"] > p["fps"]) for q in pts)
+
+
+# ------------------------------------------------------------------------------------ output
+def _budget_note(b: dict, fig: str) -> dict:
+    return {"name": b["name"], "games": b["games"], **b[fig]}
+
+
+def _f(v, nd: int) -> str:
+    return "n/a" if v is None else f"{v:.{nd}f}"
+
+
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    m = sum(xs) / len(xs)
+    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / len(xs))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:      # a line cut by a kill
+            continue
+    return out
+
+
+def _append_jsonl(path: Path, rec: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fh.write(json.dumps(rec) + "\n")
+
+
+def _write(out: Path, fig: str, result: dict, title: str, rows: list[str], b: dict) -> None:
+    result["command"] = f"a3cs reproduce {fig} --budget {b['name']} --games {' '.join(b['games'])} --out OUT"
+    (out / f"{fig}.json").write_text(json.dumps(result, indent=1, default=str))
+    note = _budget_note(b, fig)
+    md = [f"# {title}", "", f"Budget `{b['name']}`: " + ", ".join(f"{k} {v}" for k, v in note.items() if k != "name")
+          + ".", "", "Scores: unclipped game score, sampled actions, mean ± std over the stated episodes; "
+          "frames are emulator frames.", "", *rows, "", f"![{fig}]({fig}.png)", "",
+          f"Made by `{result['command']}`.", ""]
+    (out / f"{fig}.md").write_text("\n".join(md))
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _plot_fig1(out: Path, result: dict) -> None:
+    plt = _plt()
+    games = list(result["curves"])
+    fig, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 3.8), squeeze=False)
+    for ax, game in zip(axes[0], games):
+        for agent, runs in result["curves"][game].items():
+            runs = [r for r in runs if r]
+            if not runs:
+                continue
+            xs = [p["frames"] for p in runs[0]]
+            ms = [sum(r[i]["score"] for r in runs if i < len(r)) / len(runs) for i in range(len(xs))]
+            ax.plot(xs, ms, marker="o", label=agent)
+        ax.set_title(game)
+        ax.set_xlabel("emulator frames")
+        ax.set_ylabel("test score")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Fig. 1 ({result['budget']['name']} budget): training the zoo agents with PPO")
+    fig.tight_layout()
+    fig.savefig(out / "fig1.png", dpi=120)
+    plt.close(fig)
+
+
+def _plot_fig2(out: Path, result: dict) -> None:
+    plt = _plt()
+    games = list(result["curves"])
+    fig, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 3.8), squeeze=False)
+    for ax, game in zip(axes[0], games):
+        for scheme, runs in result["curves"][game].items():
+            runs = [r for r in runs if r]
+            if not runs:
+                continue
+            n = min(len(r) for r in runs)
+            xs = [runs[0][i]["frames"] for i in range(n)]
+            stats = [_mean_std([r[i]["score"] for r in runs]) for i in range(n)]
+            m = [s[0] for s in stats]
+            sd = [s[1] for s in stats]
+            ax.plot(xs, m, marker="o", label=f"{scheme} ({len(runs)} seeds)")
+            ax.fill_between(xs, [a - c for a, c in zip(m, sd)], [a + c for a, c in zip(m, sd)], alpha=0.2)
+        ref = result["references"][game]
+        ax.axhline(ref["teacher"], color="k", ls="--", lw=1, label="teacher")
+        ax.axhline(ref["random"], color="gray", ls=":", lw=1, label="random")
+        ax.set_title(game)
+        ax.set_xlabel("emulator frames of the search")
+        ax.set_ylabel("test score (mean ± std over seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Fig. 2 ({result['budget']['name']} budget): Direct-NAS vs A3C-S one-/bi-level")
+    fig.tight_layout()
+    fig.savefig(out / "fig2.png", dpi=120)
+    plt.close(fig)
+
+
+_MARKERS = {"A3C-S": ("*", "tab:red"), "DAS": ("s", "tab:blue"), "dnnbuilder_like": ("^", "tab:green"),
+            "eyeriss_like": ("o", "tab:gray")}
+
+
+def _plot_fig3(out: Path, result: dict) -> None:
+    plt = _plt()
+    games = list(result["points"])
+    fig, axes = plt.subplots(1, len(games), figsize=(5.5 * len(games), 4.2), squeeze=False)
+    for ax, game in zip(axes[0], games):
+        pts = result["points"][game]
+        for kind, (mk, col) in _MARKERS.items():
+            sel = [p for p in pts if p["kind"] == kind]
+            if sel:
+                ax.errorbar([p["fps"] for p in sel], [p["score"] for p in sel], yerr=[p["std"] for p in sel],
+                            fmt=mk, color=col, ms=9 if mk == "*" else 6, capsize=2, label=kind, ls="none")
+                for p in sel:
+                    ax.annotate(p["agent"] if kind != "A3C-S" else p["label"].split()[-1], (p["fps"], p["score"]),
+                                fontsize=6, xytext=(3, 3), textcoords="offset points")
+        front = sorted([p for p in pts if p.get("pareto")], key=lambda p: p["fps"])
+        if front:
+            ax.plot([p["fps"] for p in front], [p["score"] for p in front], "k--", lw=0.8, label="Pareto front")
+        ax.set_xscale("log")
+        from matplotlib.ticker import NullFormatter
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("FPS (log)")
+        ax.set_ylabel("test score")
+        ax.set_title(game)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Fig. 3 ({result['budget']['name']} budget): score vs FPS")
+    import textwrap
+    fig.text(0.01, 0.005, "\n".join(textwrap.wrap(result["hardware_budget"], 110)), fontsize=7, va="bottom")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(out / "fig3.png", dpi=120)
+    plt.close(fig)
+
+
+RUNNERS = {"fig1": run_fig1, "fig2": run_fig2, "fig3": run_fig3}
+
+
+def reproduce(figure: str, out: str | Path, *, budget_name: str = "cpu", games: list[str] | None = None,
+              resume: bool = False, progress: bool | None = None, device: str = "auto",
+              log: Callable[[str], None] | None = None) -> dict:
+    """Run (or resume) what ``figure`` needs into ``out`` and draw it (``device``: auto, cpu,
+    cuda[:N] for every training, search and evaluation)."""
+    from a3cs_plugin.rl.device import resolve_device
+    if figure not in RUNNERS:
+        raise ConfigError(f"unknown figure '{figure}'", key="figure", expected="fig1, fig2 or fig3")
+    b = budget(budget_name, games)
+    resolve_device(device, key="--device")      # a bad or absent device: one line, before any work
+    b["device"] = str(device)
+    for g in b["games"]:
+        _teacher_name(g)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out is a file", file=str(out), expected="a directory")
+    state = out / f"{figure}.budget.json"
+    if state.is_file():
+        before = json.loads(state.read_text())
+        if not resume:
+            raise ConfigError(f"{out} already holds a {figure} run", file=str(out),
+                              expected="--resume to continue it, or a new --out")
+        if before.get("budget") != b["name"]:
+            raise ConfigError(f"--resume with another budget (the runs in --out are '{before.get('budget')}')",
+                              file=str(state), expected="the budget of the interrupted run, or a new --out")
+    elif resume and not out.is_dir():
+        raise ConfigError("--resume but there is no run", file=str(out), expected="an existing reproduce --out")
+    out.mkdir(parents=True, exist_ok=True)
+    games_so_far = json.loads(state.read_text()).get("games", []) if state.is_file() else []
+    state.write_text(json.dumps({"budget": b["name"],
+                                 "games": games_so_far + [g for g in b["games"] if g not in games_so_far]}))
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    t0 = time.time()
+    result = RUNNERS[figure](out, b, resume=resume, progress=show, log=log or _log_default)
+    (log or _log_default)(f"a3cs reproduce {figure}: {out / (figure + '.png')}, {out / (figure + '.md')} "
+                          f"({time.time() - t0:.0f} s in this segment)")
+    return result
+
+
+__all__ = ["BUDGETS", "FIGURES", "reproduce", "budget"]

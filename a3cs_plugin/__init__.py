@@ -8,7 +8,7 @@ Data flow (each package imports only from packages above it in this list):
     hardware.model         analytical Timeloop-compatible model (fixed mapping -> stats)
     hardware.mapper        mapping search over the model
     hardware.workload      PyTorch modules -> Timeloop problems
-    hardware.network       whole-network costing (workload x arch x mapper)
+    hardware.dnn_cost      whole-DNN costing (workload x accelerator x mapper)
     hardware.space         parameterised accelerator design spaces (templates)
     hardware.surrogate     differentiable cost model fitted on mapper labels
     agents                 NNI model space of DRL agents + fixed zoo agents

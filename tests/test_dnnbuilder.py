@@ -34,9 +34,9 @@ def cfg():
 
 @pytest.fixture(scope="module")
 def nature_run(tmp_path_factory):
-    """`a3cs hw net --arch arch_specs/dnnbuilder_like.yaml --model nature_cnn --json --out DIR`."""
+    """`a3cs hw net --accel arch_specs/dnnbuilder_like.yaml --model nature_cnn --json --out DIR`."""
     out = tmp_path_factory.mktemp("dnb") / "run"
-    return _net_json("--arch", SPEC, "--model", "nature_cnn", "--out", out), out
+    return _net_json("--accel", SPEC, "--model", "nature_cnn", "--out", out), out
 
 
 def _net_json(*args):
@@ -184,7 +184,7 @@ def test_agent_arch_json(tmp_path):
     arch.update({"cell_00": "k3_e1", "cell_04": "k5_e1_g2", "cell_09": "k3_e3"})
     path = tmp_path / "arch.json"
     path.write_text(json.dumps(arch))
-    d = _net_json("--arch", "dnnbuilder_like", "--agent", path)
+    d = _net_json("--accel", "dnnbuilder_like", "--agent", path)
     assert d["fps"] > 0 and d["energy_mJ"] > 0 and d["area_mm2"] > 0
     assert d["pipeline"]["pes"] <= 168 and d["pipeline"]["stages"] == len(d["layers"]) >= 5
     assert d["fps"] == pytest.approx(1e9 / max(s["stage_cycles"] for s in d["layers"]))
@@ -197,7 +197,7 @@ def test_agent_arch_json(tmp_path):
     (["--area-budget", "0.01"], ["pipeline.budget.area_budget_mm2"]),
 ])
 def test_bad_budgets(args, needles):
-    rc, _, err = _cli("hw", "net", "--arch", SPEC, "--model", "nature_cnn", "--time-limit", TL, *args)
+    rc, _, err = _cli("hw", "net", "--accel", SPEC, "--model", "nature_cnn", "--time-limit", TL, *args)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert rc == 2 and len(lines) == 1, err
     for n in needles:
@@ -217,7 +217,7 @@ def test_bad_budgets(args, needles):
 def test_malformed_pipeline_yaml(tmp_path, body, needles):
     bad = tmp_path / "bad.yaml"
     bad.write_text(body)
-    rc, _, err = _cli("hw", "net", "--arch", bad, "--model", "nature_cnn", "--time-limit", TL)
+    rc, _, err = _cli("hw", "net", "--accel", bad, "--model", "nature_cnn", "--time-limit", TL)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert rc == 2 and len(lines) == 1, err
     for n in needles:
@@ -229,7 +229,7 @@ def test_console_script_errors(tmp_path):
     script = REPO / ".venv" / "bin" / "a3cs"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "a3cs_plugin.cli.main"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    for extra in (["--arch", str(SPEC), "--pe-budget", "-5"], ["--arch", str(EYERISS), "--pe-budget", "100"]):
+    for extra in (["--accel", str(SPEC), "--pe-budget", "-5"], ["--accel", str(EYERISS), "--pe-budget", "100"]):
         p = subprocess.run(cmd + ["hw", "net", "--model", "nature_cnn", *extra], capture_output=True,
                            text=True, env=env, timeout=300)
         lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
@@ -251,7 +251,7 @@ def test_load_pipeline_api_errors():
 def test_evaluate_network_dispatches_pipeline(nature):
     """evaluate_network (what re-costing code calls) accepts the pipeline description and returns
     the NetworkResult attributes, FPS from the slowest stage."""
-    from a3cs_plugin.hardware.network import evaluate_network
+    from a3cs_plugin.hardware.dnn_cost import evaluate_network
     res = evaluate_network([SPEC], nature, time_limit=float(TL))
     assert isinstance(res, pl.PipelineResult)
     assert [l.name for l in res.layers] == [lp.name for lp in nature]

@@ -153,7 +153,7 @@ EYERISS = REPO / "arch_specs" / "eyeriss_like.yaml"
 
 
 def _eyeriss_files():
-    # the CLI contract's form: one self-contained file, `--arch arch_specs/NAME.yaml`
+    # the CLI contract's form: one self-contained file, `--accel arch_specs/NAME.yaml`
     assert EYERISS.is_file(), EYERISS
     return [EYERISS]
 
@@ -161,7 +161,7 @@ def _eyeriss_files():
 @pytest.fixture(scope="module")
 def nature_net():
     """One `a3cs hw net` run on the repo's Eyeriss-like accelerator, shared by the checks below."""
-    p = a3cs("hw", "net", "--arch", *_eyeriss_files(), "--model", "nature_cnn", "--json",
+    p = a3cs("hw", "net", "--accel", *_eyeriss_files(), "--model", "nature_cnn", "--json",
              "--time-limit", "0.5")
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
@@ -192,15 +192,34 @@ def test_net_totals_are_layer_sums(nature_net):
     assert sum(nature_net["levels_pJ"].values()) == pytest.approx(nature_net["energy_pJ"], rel=1e-9)
 
 
+def test_net_accel_flag_and_its_hidden_old_name(capsys):
+    """`--accel` names the accelerator; `--arch` (its old name) still works, is hidden from
+    --help and fills the same destination; giving both is refused."""
+    from a3cs_plugin.cli.main import build_parser
+    parser = build_parser()
+    for flag in ("--accel", "--arch"):
+        ns = parser.parse_args(["hw", "net", flag, "a.yaml", "b.yaml", "--model", "nature_cnn"])
+        assert ns.accel == ["a.yaml", "b.yaml"] and not hasattr(ns, "arch")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["hw", "net", "--accel", "a.yaml", "--arch", "b.yaml", "--model", "nature_cnn"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["hw", "net", "--model", "nature_cnn"])
+    assert "--accel is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["hw", "net", "--help"])
+    out = capsys.readouterr().out
+    assert "--accel" in out and "--arch" not in out
+
+
 def test_net_unknown_model():
-    line = _one_line_error(a3cs("hw", "net", "--arch", *_eyeriss_files(), "--model", "nosuch",
+    line = _one_line_error(a3cs("hw", "net", "--accel", *_eyeriss_files(), "--model", "nosuch",
                                 "--json", "--time-limit", "0.5"), "nosuch")
     assert "nature_cnn" in line or "expected" in line
 
 
 def test_net_missing_arch_file(tmp_path):
     missing = tmp_path / "nowhere.arch.yaml"
-    line = _one_line_error(a3cs("hw", "net", "--arch", missing, "--model", "nature_cnn", "--json",
+    line = _one_line_error(a3cs("hw", "net", "--accel", missing, "--model", "nature_cnn", "--json",
                                 "--time-limit", "0.5"), "nowhere.arch.yaml")
     assert "not found" in line or "No such file" in line
 
@@ -208,5 +227,5 @@ def test_net_missing_arch_file(tmp_path):
 def test_net_malformed_arch_yaml(tmp_path):
     bad = tmp_path / "broken.arch.yaml"
     bad.write_text(_eyeriss_files()[0].read_text().replace("  nodes:\n", "  nodes: [\n", 1))
-    _one_line_error(a3cs("hw", "net", "--arch", bad, "--model", "nature_cnn", "--json",
+    _one_line_error(a3cs("hw", "net", "--accel", bad, "--model", "nature_cnn", "--json",
                          "--time-limit", "0.5"), "broken.arch.yaml", "malformed YAML")

@@ -12,7 +12,7 @@ import torch
 torch.set_num_threads(1)
 
 from a3cs_plugin.errors import A3CSError, ConfigError  # noqa: E402
-from a3cs_plugin.hardware.network import NetworkResult, clear_cache, evaluate_network  # noqa: E402
+from a3cs_plugin.hardware.dnn_cost import NetworkResult, clear_cache, evaluate_network  # noqa: E402
 from a3cs_plugin.hardware.workload import LayerProblem, total_macs  # noqa: E402
 
 REF = Path(__file__).resolve().parents[1].parent / "shared" / "timeloop-reference"
@@ -161,9 +161,21 @@ def test_problem_in_arch_files_is_ignored(nature, eyeriss):
     """A problem section among the arch files (e.g. the case's VGG layer) does not leak into layers."""
     probs, _, _ = nature
     files = list(eyeriss["arch_files"]) + [EYERISS / "prob" / "VGG02_layer5.yaml"]
-    from a3cs_plugin.hardware.network import _arch_sources
+    from a3cs_plugin.hardware.dnn_cost import _arch_sources
     srcs = _arch_sources(files)
     assert srcs[:-1] == [str(f) for f in eyeriss["arch_files"]]       # untouched files stay paths
     assert isinstance(srcs[-1], dict) and "problem" not in srcs[-1]
     res = evaluate_network(files, probs[4:5], ert=eyeriss["ert"], art=eyeriss["art"], time_limit=0.3, cache=False)
     assert res.layers[0].computes == probs[4].macs == 512 * 6
+
+
+def test_old_module_names_are_aliases_for_one_release():
+    """hardware.network -> hardware.dnn_cost, hardware.space.space -> .design,
+    hardware.mapper.space -> .mapspace: the old names are the same module objects."""
+    import importlib
+    for old, new in (("a3cs_plugin.hardware.network", "a3cs_plugin.hardware.dnn_cost"),
+                     ("a3cs_plugin.hardware.space.space", "a3cs_plugin.hardware.space.design"),
+                     ("a3cs_plugin.hardware.mapper.space", "a3cs_plugin.hardware.mapper.mapspace")):
+        assert importlib.import_module(old) is importlib.import_module(new)
+    from a3cs_plugin.hardware.network import evaluate_network as old_fn
+    assert old_fn is evaluate_network

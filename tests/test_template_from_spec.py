@@ -10,7 +10,7 @@ import yaml
 
 from a3cs_plugin.cli.main import main
 from a3cs_plugin.hardware.space import DesignSpace
-from a3cs_plugin.hardware.space.space import _plain
+from a3cs_plugin.hardware.space.design import _plain
 from a3cs_plugin.hardware.space.template import load_yaml_text
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -253,7 +253,7 @@ def test_net_with_a_mapper_binary(monkeypatch, tmp_path, cases):
     _no_timeloop(monkeypatch, tmp_path / "empty")
     monkeypatch.setenv("A3CS_TIMELOOP_BIN", str(_fake_binary(tmp_path, "timeloop-mapper", REF / case["stats"],
                                                              extra)))
-    from a3cs_plugin.hardware.network import clear_cache
+    from a3cs_plugin.hardware.dnn_cost import clear_cache
     clear_cache()
     arch = Path(__file__).resolve().parents[1] / "arch_specs" / "eyeriss_like.yaml"
     rc, out, err = _main("hw", "net", "--arch", arch, "--model", "nature_cnn", "--backend", "timeloop", "--json")

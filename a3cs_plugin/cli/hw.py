@@ -59,8 +59,12 @@ def register(subparsers) -> None:
     pp.add_argument("--seed", type=checks.seed, default=0)
     pp.set_defaults(func=cmd_map)
     pn = sub.add_parser("net", help="cost a whole network (zoo agent or searched agent) on an accelerator")
-    pn.add_argument("--arch", nargs="+", required=True, metavar="ACCEL.yaml",
-                    help="accelerator spec files (architecture, components, constraints)")
+    accel = pn.add_mutually_exclusive_group(required=True)
+    accel.add_argument("--accel", dest="accel", nargs="+", metavar="ACCEL.yaml",
+                       help="accelerator spec files (architecture, components, constraints) or a shipped "
+                            "design name (eyeriss_like, ...)")
+    # the flag's old name, kept for one release (hidden; "arch" also names the agent's architecture)
+    accel.add_argument("--arch", dest="accel", nargs="+", metavar="ACCEL.yaml", help=argparse.SUPPRESS)
     who = pn.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", metavar="NAME", help="zoo agent: nature_cnn, resnet14, resnet20, ...")
     who.add_argument("--agent", metavar="ARCH.json", help="searched agent architecture (a3cs search's arch.json)")
@@ -207,10 +211,10 @@ def cmd_net(args) -> int:
     from pathlib import Path
 
     from a3cs_plugin.agents import network_problems
-    from a3cs_plugin.hardware.network import evaluate_network
+    from a3cs_plugin.hardware.dnn_cost import evaluate_network
 
     checks.positive_seconds("--time-limit", args.time_limit)
-    args.arch = [_resolve_arch(a) for a in args.arch]
+    args.accel = [_resolve_arch(a) for a in args.accel]
     checks.out_dir("--out", args.out)
     if args.num_actions < 1 or args.batch < 1:
         raise ConfigError("--num-actions and --batch must be >= 1", key="--num-actions/--batch",
@@ -222,7 +226,7 @@ def cmd_net(args) -> int:
     if pipeline is not None:
         return _cmd_net_pipeline(args, pipeline, problems)
     with _one_line_warnings():
-        res = evaluate_network(args.arch, problems, ert=args.ert, art=args.art, metric=args.metric,
+        res = evaluate_network(args.accel, problems, ert=args.ert, art=args.art, metric=args.metric,
                                time_limit=args.time_limit, seed=args.seed, backend=args.backend,
                                backend_env=env)
     t = res.totals()
@@ -249,21 +253,21 @@ _BUDGET_FLAGS = (("--pe-budget", "pe_budget", "pe_budget"), ("--area-budget", "a
 
 
 def _pipeline_arch(args):
-    """The pipeline description among ``--arch`` (loaded with the budget flags), or None."""
+    """The pipeline description among ``--accel`` (loaded with the budget flags), or None."""
     from a3cs_plugin.hardware.pipeline import is_pipeline_file, load_pipeline
 
     flags = [(flag, getattr(args, dest, None), attr) for flag, dest, attr in _BUDGET_FLAGS]
     given = [f for f in flags if f[1] is not None]
-    found = [a for a in args.arch if is_pipeline_file(a)]
+    found = [a for a in args.accel if is_pipeline_file(a)]
     if not found:
         if given:
             raise ConfigError("only for pipeline descriptions (a YAML file with a top-level 'pipeline' key, "
                               "e.g. arch_specs/dnnbuilder_like.yaml)", key=given[0][0],
-                              expected="--arch dnnbuilder_like.yaml", got=" ".join(args.arch))
+                              expected="--accel dnnbuilder_like.yaml", got=" ".join(args.accel))
         return None
-    if len(args.arch) != 1:
-        raise ConfigError("a pipeline description stands alone (its stage specs are generated)", key="--arch",
-                          expected=f"only {found[0]}", got=" ".join(args.arch))
+    if len(args.accel) != 1:
+        raise ConfigError("a pipeline description stands alone (its stage specs are generated)", key="--accel",
+                          expected=f"only {found[0]}", got=" ".join(args.accel))
     if args.backend != "a3cs":
         raise ConfigError("pipeline descriptions are costed with the built-in model and mapper only",
                           key="--backend", expected="a3cs", got=args.backend)

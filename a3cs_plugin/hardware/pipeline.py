@@ -30,7 +30,7 @@ for any network, one Timeloop v0.4 spec per layer (a *stage*):
   stage latencies for one inference.
 
 :func:`evaluate_pipeline` maps every stage with the built-in mapper and returns a
-:class:`PipelineResult`; :func:`a3cs_plugin.hardware.network.evaluate_network` and ``a3cs hw net``
+:class:`PipelineResult`; :func:`a3cs_plugin.hardware.dnn_cost.evaluate_network` and ``a3cs hw net``
 call it for a pipeline description, and the result has :class:`NetworkResult`'s attributes
 (``layers`` = stages, ``fps``, ``latency_s``, ``energy_pJ``, ``area_um2``, ``edp``).  Under a PE
 budget the allocation is optimal for the slowest stage (no divisor choice within the budget has a
@@ -748,7 +748,7 @@ def evaluate_pipeline(cfg: PipelineConfig | str | Path | dict, problems: Sequenc
     (FPS from the slowest stage, latency the sum, energy with inter-stage DRAM traffic removed)."""
     from .mapper import search
     from .model import engine
-    from .network import _budget, _budget_key
+    from .dnn_cost import _budget, _budget_key
     from .spec import load_spec, frontend
 
     if not isinstance(cfg, PipelineConfig):

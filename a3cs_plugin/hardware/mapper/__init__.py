@@ -7,7 +7,7 @@ loops of each fan-out, loop permutations and keep/bypass choices, restricted by 
 constraints (factors, ``<=``/``>=`` bounds, permutations, split, keep/bypass, min utilisation).
 """
 from .constraints import LevelConstraints, parse_targets
-from .space import Genome, MapSpace
+from .mapspace import Genome, MapSpace
 from .adapter import build_mapspace, constraint_targets
 from .search import METRICS, MapResult, resolve_metric, search
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..spec import Spec
 from ..spec.constraints import parse_constraints, spec_constraints
-from .space import MapSpace
+from .mapspace import MapSpace
 
 __all__ = ["build_mapspace", "spec_label", "spec_metrics", "constraint_targets"]
 

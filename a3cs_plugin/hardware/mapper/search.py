@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...errors import ConfigError, MappingError
-from .space import Genome, MapSpace
+from .mapspace import Genome, MapSpace
 
 __all__ = ["MapResult", "search", "METRICS", "resolve_metric"]
 

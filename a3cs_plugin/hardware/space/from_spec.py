@@ -37,7 +37,7 @@ from typing import Any, Iterable, Mapping
 
 from ...errors import ConfigError, SpecError
 from ..spec.yamlio import KNOWN_TOP_KEYS, read_text
-from .space import CARRIED_SECTIONS as CARRIED_KEYS
+from .design import CARRIED_SECTIONS as CARRIED_KEYS
 from .template import Tagged, dump_yaml, load_yaml_text
 
 __all__ = ["template_from_spec", "template_yaml", "parse_param_override", "RULES"]

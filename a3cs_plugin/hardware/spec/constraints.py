@@ -6,7 +6,7 @@ directive is parsed here, once: the map-space restrictions the mapper searches w
 (:class:`LevelConstraints`, see below) and the flags that change the model's numbers
 (:class:`ModelFlags`).  To add a Timeloop constraint: its keys in :data:`ALLOWED_KEYS`, its
 parsing in :func:`parse_constraints` (a model flag: one row of :data:`FLAG_KEYS`), and the reader
-that uses it (the mapper's :class:`~a3cs_plugin.hardware.mapper.space.MapSpace` or the model).
+that uses it (the mapper's :class:`~a3cs_plugin.hardware.mapper.mapspace.MapSpace` or the model).
 
 Map space (semantics of Timeloop's ``mapping/constraints.cpp`` and ``mapspaces/uber.cpp``):
 

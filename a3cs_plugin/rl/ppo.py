@@ -14,7 +14,7 @@ from a3cs_plugin.rl.config import DistillConfig, PPOConfig, annealed_lr  # noqa:
 from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
 from a3cs_plugin.rl.losses import ppo_loss
 from a3cs_plugin.rl.precision import autocast
-from a3cs_plugin.rl.rollout import Rollout, UpdateHooks
+from a3cs_plugin.rl.rollout import Rollout, UpdateHooks, take_rows
 
 
 def make_optimizer(model: nn.Module | list, cfg: PPOConfig) -> torch.optim.Optimizer:
@@ -55,7 +55,7 @@ def ppo_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Roll
         for start in range(0, n, mb):
             idx = perm[start:start + mb]
             with autocast(cfg.precision, dev):
-                logits, values = model(b["obs"][idx])
+                logits, values = model(take_rows(b["obs"], idx))
             logits, values = logits.float(), values.float()
             loss, stats = ppo_loss(
                 logits, values, b["actions"][idx], b["logprobs"][idx], b["values"][idx],

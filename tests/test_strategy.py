@@ -148,7 +148,7 @@ def test_mixed_supernet_runs_every_op():
 def test_bad_strategy_options_raise_config_error():
     with pytest.raises(ConfigError, match="mode"):
         A3CS(cost_model=TableCostModel(), mode="three-level")
-    with pytest.raises(ConfigError, match="fps_band"):
+    with pytest.raises(ConfigError, match="fps_target"):
         A3CS(cost_model=TableCostModel(), fps_band=[10, 1])
     with pytest.raises(ConfigError, match="metric"):
         HardwarePenalty(NetworkCost(TableCostModel(), {"c": {"a": [{"macs": 1}]}}), 1.0, metric="power")

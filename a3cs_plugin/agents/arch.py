@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError
-from .ops import OP_NAMES
+from .ops import OP_NAMES, op_names  # noqa: F401 (OP_NAMES: the built-ins, for readers)
 
 __all__ = ["cell_label", "cell_labels", "validate_arch", "export_arch", "load_arch", "random_arch",
            "network_problems"]
@@ -26,12 +26,14 @@ def cell_labels(num_cells: int) -> list[str]:
     return [cell_label(i) for i in range(int(num_cells))]
 
 
-def validate_arch(arch: Any, labels: list[str] | None = None, ops: tuple[str, ...] = OP_NAMES, *,
+def validate_arch(arch: Any, labels: list[str] | None = None, ops: tuple[str, ...] | None = None, *,
                   file: str | None = None) -> dict[str, str]:
     """Check ``arch`` against the cell ``labels`` and op names; return a clean ``{label: op}`` dict.
 
-    ``labels=None`` accepts any ``cell_NN`` labels that form ``cell_00 .. cell_{n-1}``.
+    ``labels=None`` accepts any ``cell_NN`` labels that form ``cell_00 .. cell_{n-1}``;
+    ``ops=None`` the registered ops (:func:`a3cs_plugin.agents.ops.op_names`).
     """
+    ops = op_names() if ops is None else ops
     if not isinstance(arch, Mapping):
         raise ConfigError("architecture must be a JSON object {label: op_name}", file=file,
                           expected="{'cell_00': 'k3_e6', ...}", got=type(arch).__name__)
@@ -82,11 +84,12 @@ def load_arch(path: str | Path, space: Any = None) -> dict[str, str]:
     return validate_arch(data, labels, file=str(path))
 
 
-def random_arch(labels: list[str] | int, seed: int | None = None, ops: tuple[str, ...] = OP_NAMES) -> dict[str, str]:
+def random_arch(labels: list[str] | int, seed: int | None = None, ops: tuple[str, ...] | None = None) -> dict[str, str]:
     """Uniformly random architecture over ``labels`` (or ``cell_00..`` for an int)."""
     if isinstance(labels, int):
         labels = cell_labels(labels)
     rng = random.Random(seed)
+    ops = op_names() if ops is None else ops
     return {label: rng.choice(ops) for label in labels}
 
 

@@ -14,24 +14,70 @@ map one-to-one onto Timeloop conv problems.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
 
+#: The nine built-in ops, in their choice order (the registry below may hold more).
 OP_NAMES: tuple[str, ...] = ("k3_e1", "k3_e3", "k3_e6", "k5_e1", "k5_e3", "k5_e6", "k3_e1_g2", "k5_e1_g2", "skip")
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """A candidate op: ``build(c_in, c_out, stride) -> nn.Module`` and its shape parameters
+    (``kernel``, ``expansion``, ``groups``; all 0 for ``skip``).  Its Timeloop problems come from
+    the built module itself (:func:`a3cs_plugin.hardware.workload.problems_from_module`), so a
+    new op needs nothing else to be costed."""
+
+    name: str
+    build: Callable[[int, int, int], nn.Module]
+    kernel: int = 0
+    expansion: int = 0
+    groups: int = 0
+
+
+_REGISTRY: dict[str, OpSpec] = {}
+
+
+def register_op(name: str, build: Callable[[int, int, int], nn.Module], *, kernel: int = 0,
+                expansion: int = 0, groups: int = 0) -> OpSpec:
+    """Add a candidate op to every :class:`~a3cs_plugin.agents.space.AgentSpace` built after this
+    call (appended to the choice order).  The surrogates shipped with a3cs were fitted on the
+    layer mix of the built-in ops: refit one (``a3cs hw fit-surrogate``) to cost a new shape well."""
+    if not isinstance(name, str) or not name or name in _REGISTRY:
+        raise ConfigError(f"op {name!r} is already registered or not a name", key="op",
+                          expected="a new op name")
+    spec = OpSpec(name, build, int(kernel), int(expansion), int(groups))
+    _REGISTRY[name] = spec
+    return spec
+
+
+def unregister_op(name: str) -> None:
+    """Remove an op added with :func:`register_op` (the built-ins stay)."""
+    if name in OP_NAMES:
+        raise ConfigError(f"op {name!r} is built in", key="op", expected="an op added with register_op")
+    _REGISTRY.pop(name, None)
+
+
+def op_names() -> tuple[str, ...]:
+    """Every registered op, built-ins first, in choice order."""
+    return tuple(_REGISTRY)
+
+
+def op_spec(name: str) -> OpSpec:
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown op {name!r}", expected="one of " + ", ".join(_REGISTRY))
+    return _REGISTRY[name]
 
 
 def parse_op(name: str) -> tuple[int, int, int]:
     """``"k5_e3"`` -> (kernel 5, expansion 3, groups 1); ``"k3_e1_g2"`` -> (3, 1, 2).  ``skip`` -> (0, 0, 0)."""
-    if name not in OP_NAMES:
-        raise ConfigError(f"unknown op {name!r}", expected="one of " + ", ".join(OP_NAMES))
-    if name == "skip":
-        return 0, 0, 0
-    parts = name.split("_")
-    k, e = int(parts[0][1:]), int(parts[1][1:])
-    g = int(parts[2][1:]) if len(parts) > 2 else 1
-    return k, e, g
+    spec = op_spec(name)
+    return spec.kernel, spec.expansion, spec.groups
 
 
 class ChannelShuffle(nn.Module):
@@ -105,7 +151,18 @@ class Skip(nn.Module):
 
 def make_op(name: str, c_in: int, c_out: int, stride: int = 1) -> nn.Module:
     """Build candidate op ``name`` for a cell with ``c_in -> c_out`` channels and the given stride."""
-    k, e, g = parse_op(name)
-    if name == "skip":
-        return Skip(c_in, c_out, stride)
-    return MBConv(c_in, c_out, kernel=k, expansion=e, stride=stride, groups=g)
+    return op_spec(name).build(c_in, c_out, stride)
+
+
+def _mbconv(kernel: int, expansion: int, groups: int):
+    def build(c_in: int, c_out: int, stride: int) -> nn.Module:
+        return MBConv(c_in, c_out, kernel=kernel, expansion=expansion, stride=stride, groups=groups)
+    return build
+
+
+for _name in OP_NAMES[:-1]:
+    _parts = _name.split("_")
+    _k, _e = int(_parts[0][1:]), int(_parts[1][1:])
+    _g = int(_parts[2][1:]) if len(_parts) > 2 else 1
+    register_op(_name, _mbconv(_k, _e, _g), kernel=_k, expansion=_e, groups=_g)
+register_op("skip", lambda c_in, c_out, stride: Skip(c_in, c_out, stride))

@@ -42,7 +42,7 @@ from ..errors import ConfigError
 from .inputs import scale_obs
 from ..hardware.workload import LayerProblem, problems_from_module
 from .arch import cell_labels, random_arch, validate_arch
-from .ops import OP_NAMES, make_op
+from .ops import make_op, op_names
 
 __all__ = ["AgentSpace", "AgentNet", "Head", "default_schedule", "DEFAULT_STEM"]
 
@@ -147,7 +147,7 @@ class AgentSpace(ModelSpace):
 
         self.num_actions = num_actions
         self.num_cells = num_cells
-        self.op_names: tuple[str, ...] = OP_NAMES
+        self.op_names: tuple[str, ...] = op_names()   # the registry at construction time
         self.cell_labels: list[str] = cell_labels(num_cells)
         self.input_shape = (int(in_channels), int(input_size), int(input_size))
 

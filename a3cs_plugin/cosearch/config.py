@@ -272,6 +272,22 @@ class RunConfig(_Strict):
         from a3cs_plugin.rl.config import algo_config
         return algo_config(self.algo, **self.hp).batch_size * 4
 
+    def search_settings(self, fixed: dict[str, Any] | None = None):
+        """The algorithm's :class:`~a3cs_plugin.strategy.settings.SearchSettings` for this run
+        (the one place the config becomes the strategy's settings): the frame plan's warm-up and
+        update counts, ``fixed`` accelerator parameters (default ``hardware.fixed``)."""
+        from a3cs_plugin.strategy.settings import SearchSettings
+        plan = self.plan()
+        hw, se = self.hardware, self.search
+        return SearchSettings(
+            hw_lambda=hw.hw_lambda, metric=hw.metric, mode=self.optimisation, distill=self.distilling,
+            supernet=se.supernet, arc_learning_rate=se.arc_lr, beta_learning_rate=se.beta_lr,
+            tau_init=se.tau_init, tau_min=se.tau_min,
+            fps_target=tuple(hw.fps_target) if hw.fps_target else None, lambda_rate=hw.lambda_rate,
+            warmup_updates=plan["warmup"], total_updates=plan["updates"],
+            area_budget_mm2=hw.area_budget_mm2, balance=se.balance, beta_samples=se.beta_samples,
+            fixed=dict(hw.fixed if fixed is None else fixed))
+
     def plan(self) -> dict[str, int]:
         """How the frame budget is spent: ``warmup`` weight-only updates (one rollout each), then
         ``search`` updates (one rollout one-level, two bi-level); ``updates`` in all, ``per_epoch``

@@ -204,14 +204,7 @@ def build_search(cfg: RunConfig, out: Path, *, resume: bool = False, teacher: An
     evaluator = Lightning(module, trainer, train_dataloaders=step_loader(plan["per_epoch"]),
                           val_dataloaders=step_loader(1), fit_kwargs=fit_kwargs)
     name = "a3cs" if cfg.distilling else "direct-nas"
-    strategy = registry.strategy(
-        name, cost_model=cost_model, hw_lambda=cfg.hardware.hw_lambda, metric=cfg.hardware.metric,
-        mode=cfg.optimisation, supernet=cfg.search.supernet, arc_learning_rate=cfg.search.arc_lr,
-        beta_learning_rate=cfg.search.beta_lr, tau_init=cfg.search.tau_init, tau_min=cfg.search.tau_min,
-        fps_band=cfg.hardware.fps_target, lambda_rate=cfg.hardware.lambda_rate,
-        warmup_updates=plan["warmup"], total_updates=plan["updates"],
-        area_budget_mm2=cfg.hardware.area_budget_mm2, balance=cfg.search.balance,
-        beta_samples=cfg.search.beta_samples, fixed=fixed)
+    strategy = registry.strategy(name, cost_model=cost_model, settings=cfg.search_settings(fixed))
     return space, evaluator, strategy, module, teacher, plan
 
 

@@ -33,11 +33,8 @@ from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMix
 from a3cs_plugin.errors import ConfigError
 from a3cs_plugin.strategy.accelerator import AcceleratorChoice, hardware_terms, uniform_baseline
 from a3cs_plugin.cost.base import CostModel, HardwarePenalty, NetworkCost
+from a3cs_plugin.strategy.settings import BALANCES, MODES, SUPERNETS, SearchSettings  # noqa: F401
 from a3cs_plugin.strategy.supernet import SinglePathMixedLayer
-
-MODES = ("one-level", "bi-level", "direct-nas")
-BALANCES = ("normalize", "none")
-SUPERNETS = ("single-path", "mixed")
 
 
 class _ArchStep:
@@ -63,45 +60,41 @@ class A3CSModule(DartsLightningModule):
     losses over a separate rollout with the weights frozen, stepping only alpha/beta, then the
     weight update on a fresh rollout (DARTS' first-order alternation)."""
 
-    def __init__(self, training_module, network_cost: NetworkCost, *, hw_lambda: float = 0.1,
-                 metric: str = "edp", mode: str = "one-level", arc_learning_rate: float = 3e-3,
-                 beta_learning_rate: float | None = None, tau_init: float = 5.0, tau_min: float = 0.5,
-                 fps_band: Sequence[float] | None = None, lambda_rate: float = 0.05,
-                 gradient_clip_val: float | None = 0.5, log_every: int = 1, warmup_epochs: int = 0,
-                 warmup_frac: float = 0.2, warmup_updates: int | None = None,
-                 total_updates: int | None = None, area_budget_mm2: float | None = None,
-                 area_weight: float = 1.0, balance: str = "normalize", beta_samples: int = 4,
-                 fixed: Mapping[str, Any] | None = None):
-        baseline = self._baseline(network_cost, metric)
-        penalty = HardwarePenalty(network_cost, baseline=baseline, scale=hw_lambda, metric=metric)
-        super().__init__(training_module, arc_learning_rate=arc_learning_rate,
-                         gradient_clip_val=gradient_clip_val, log_prob_every_n_step=max(1, log_every),
+    def __init__(self, training_module, network_cost: NetworkCost, settings: SearchSettings | None = None,
+                 **options: Any):
+        """``settings``: the strategy's :class:`SearchSettings` (keyword ``options`` build one,
+        for direct use of the module)."""
+        st = settings if settings is not None else SearchSettings(**options)
+        if settings is not None and options:
+            raise ConfigError("give settings or keyword options, not both", key="A3CSModule",
+                              got=sorted(options))
+        self.settings = st
+        baseline = self._baseline(network_cost, st.metric)
+        penalty = HardwarePenalty(network_cost, baseline=baseline, scale=st.hw_lambda, metric=st.metric)
+        super().__init__(training_module, arc_learning_rate=st.arc_learning_rate,
+                         gradient_clip_val=st.gradient_clip_val, log_prob_every_n_step=max(1, st.log_every),
                          warmup_epochs=0, penalty=penalty)
-        if mode not in ("one-level", "bi-level"):
-            raise ConfigError("unknown search mode", key="mode", expected="one-level or bi-level", got=mode)
-        if balance not in BALANCES:
-            raise ConfigError("unknown gradient balance", key="balance", expected=f"one of {BALANCES}",
-                              got=balance)
-        self.mode = mode
+        # read-only views of the settings under the names the module's code uses
+        self.mode = st.optimisation
         self.network_cost = network_cost
-        self.metric = metric
+        self.metric = st.metric
         self.baseline = baseline
-        self.beta_learning_rate = beta_learning_rate or arc_learning_rate
-        self.tau_init, self.tau_min = float(tau_init), float(tau_min)
-        self.tau = float(tau_init)
-        self.fps_band = tuple(fps_band) if fps_band else None
-        self.lambda_rate = lambda_rate
-        self.log_every = max(1, log_every)
-        self.warmup_epochs_opt = int(warmup_epochs or 0)
-        self.warmup_frac = float(warmup_frac)
-        self.warmup_updates = warmup_updates
-        self.total_updates = total_updates
-        self.balance = balance
-        self.beta_samples = max(1, int(beta_samples))
-        self.accel = AcceleratorChoice(network_cost.cost_model, fixed)
+        self.beta_learning_rate = st.beta_learning_rate or st.arc_learning_rate
+        self.tau_init, self.tau_min = float(st.tau_init), float(st.tau_min)
+        self.tau = float(st.tau_init)                 # annealed
+        self.fps_target = st.fps_target
+        self.lambda_rate = st.lambda_rate
+        self.log_every = max(1, st.log_every)
+        self.warmup_epochs_opt = int(st.warmup_epochs or 0)
+        self.warmup_frac = float(st.warmup_frac)
+        self.warmup_updates = st.warmup_updates
+        self.total_updates = st.total_updates
+        self.balance = st.balance
+        self.beta_samples = st.beta_samples
+        self.accel = AcceleratorChoice(network_cost.cost_model, dict(st.fixed))
         self.fixed = self.accel.fixed
-        self.area_budget_mm2 = area_budget_mm2
-        self.area_weight = float(area_weight)
+        self.area_budget_mm2 = st.area_budget_mm2
+        self.area_weight = float(st.area_weight)
         self.history: list[dict[str, Any]] = []
         self.order: list[str] = []          # "arch" / "weights" steps of the last update (tests, logs)
         self._task_norm_ema: float | None = None
@@ -224,9 +217,9 @@ class A3CSModule(DartsLightningModule):
                 m.tau = self.tau
 
     def _adapt_lambda(self, fps: float) -> None:
-        if not self.fps_band:
+        if not self.fps_target:
             return
-        lo, hi = self.fps_band
+        lo, hi = self.fps_target
         if fps < lo:
             self.hw_lambda = min(self.hw_lambda * (1 + self.lambda_rate), 1e4)
         elif fps > hi:
@@ -404,7 +397,7 @@ class A3CS(DARTS):
     hw_lambda
         Weight of the hardware cost.  With ``balance="normalize"`` (default) it is the ratio of the
         hardware term's alpha-gradient norm to the task term's; otherwise it multiplies
-        ``cost / baseline`` directly.  Initial value when ``fps_band`` is set.
+        ``cost / baseline`` directly.  Initial value when ``fps_target`` is set.
     metric
         ``"latency"``, ``"energy"`` or ``"edp"`` of one inference of the whole agent.
     mode
@@ -413,7 +406,7 @@ class A3CS(DARTS):
         Distil from the evaluator module's teacher (A3C-S); ``False``: Direct-NAS.
     supernet
         ``"single-path"`` (one sampled op per cell per forward) or ``"mixed"`` (DARTS weighted sum).
-    fps_band
+    fps_target
         ``(low, high)``: adapt lambda so the derived pair's FPS stays inside the band.
     area_budget_mm2, area_weight
         Adds ``area_weight * relu(area / budget - 1)`` when the cost model estimates area.
@@ -427,41 +420,29 @@ class A3CS(DARTS):
         model space's ``op_problems(label, op)`` / ``fixed_problems()`` when omitted.
     """
 
-    def __init__(self, *, cost_model: CostModel, hw_lambda: float = 0.1, metric: str = "edp",
-                 mode: str = "one-level", distill: bool = True, supernet: str = "single-path",
-                 arc_learning_rate: float = 3e-3, beta_learning_rate: float | None = None,
-                 tau_init: float = 5.0, tau_min: float = 0.5, fps_band: Sequence[float] | None = None,
-                 lambda_rate: float = 0.05, gradient_clip_val: float | None = 0.5, log_every: int = 1,
-                 warmup_epochs: int = 0, warmup_frac: float = 0.2, warmup_updates: int | None = None,
-                 total_updates: int | None = None, area_budget_mm2: float | None = None,
-                 area_weight: float = 1.0, balance: str = "normalize", beta_samples: int = 4,
-                 fixed: Mapping[str, Any] | None = None,
+    def __init__(self, *, cost_model: CostModel, settings: SearchSettings | None = None,
                  op_problems: Mapping[str, Mapping[str, list]] | None = None,
                  fixed_problems: Sequence[Mapping] | None = None, **kwargs):
-        super().__init__(arc_learning_rate=arc_learning_rate, gradient_clip_val=gradient_clip_val,
-                         log_prob_every_n_step=log_every, warmup_epochs=0, **kwargs)
-        if mode not in MODES:
-            raise ConfigError("unknown search mode", key="mode", expected=f"one of {MODES}", got=mode)
-        if supernet not in SUPERNETS:
-            raise ConfigError("unknown supernet execution", key="supernet", expected=f"one of {SUPERNETS}",
-                              got=supernet)
-        if fps_band is not None and (len(fps_band) != 2 or not 0 < fps_band[0] <= fps_band[1]):
-            raise ConfigError("bad FPS band", key="fps_band", expected="[low, high] with 0 < low <= high",
-                              got=fps_band)
-        if not isinstance(hw_lambda, (int, float)) or not math.isfinite(hw_lambda) or hw_lambda < 0:
-            raise ConfigError("lambda must be a finite number >= 0", key="lambda", got=hw_lambda)
+        # the settings are one frozen object; NNI-style keyword arguments build it (``fps_band``:
+        # the old name of ``fps_target``); anything else goes to NNI's DARTS
+        names = set(SearchSettings.fields())
+        if "fps_band" in kwargs:
+            kwargs["fps_target"] = kwargs.pop("fps_band")
+        mine = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+        if settings is None:
+            settings = SearchSettings(**mine)
+        elif mine:
+            raise ConfigError("give settings or keyword options, not both", key="A3CS", got=sorted(mine))
+        settings = settings.replace(fixed={**cost_model.pinned(), **dict(settings.fixed)})
+        super().__init__(arc_learning_rate=settings.arc_learning_rate,
+                         gradient_clip_val=settings.gradient_clip_val,
+                         log_prob_every_n_step=settings.log_every, warmup_epochs=0, **kwargs)
+        self.settings = settings
         self.cost_model = cost_model
-        self.distill = bool(distill) and mode != "direct-nas"
-        self.mode = "one-level" if mode == "direct-nas" else mode
-        self.fixed = {**cost_model.pinned(), **dict(fixed or {})}
-        self.options = dict(hw_lambda=hw_lambda, metric=metric, mode=self.mode,
-                            arc_learning_rate=arc_learning_rate,
-                            beta_learning_rate=beta_learning_rate, tau_init=tau_init, tau_min=tau_min,
-                            fps_band=fps_band, lambda_rate=lambda_rate, gradient_clip_val=gradient_clip_val,
-                            log_every=log_every, warmup_epochs=warmup_epochs, warmup_frac=warmup_frac,
-                            warmup_updates=warmup_updates, total_updates=total_updates,
-                            area_budget_mm2=area_budget_mm2, area_weight=area_weight, balance=balance,
-                            beta_samples=beta_samples, fixed=self.fixed)
+        self.distill = settings.distilling
+        self.mode = settings.optimisation
+        self.fixed = dict(settings.fixed)
+        supernet = settings.supernet
         self.supernet_kind = supernet
         self._op_problems = op_problems
         self._fixed_problems = fixed_problems
@@ -505,7 +486,7 @@ class A3CS(DARTS):
             raise ConfigError("A3CS used before the model space was mutated", key="strategy")
         if hasattr(training_module, "set_distillation"):
             training_module.set_distillation(self.distill)
-        return A3CSModule(training_module, self.network_cost, **self.options)
+        return A3CSModule(training_module, self.network_cost, self.settings)
 
     def train_dataloader(self, train_dataloader_fn, val_dataloader_fn):
         # Rollouts are generated inside training_step; the loader only yields step indices.
@@ -535,8 +516,11 @@ class DirectNAS(A3CS):
     """The paper's baseline: the same optimisation as :class:`A3CS` (``mode``, default
     one-level) without distillation."""
 
-    def __init__(self, **kwargs):
-        if kwargs.get("mode") == "direct-nas":
-            kwargs["mode"] = "one-level"
-        kwargs["distill"] = False
-        super().__init__(**kwargs)
+    def __init__(self, *, settings: SearchSettings | None = None, **kwargs):
+        if settings is not None:
+            settings = settings.replace(distill=False, mode=settings.optimisation)
+        else:
+            if kwargs.get("mode") == "direct-nas":
+                kwargs["mode"] = "one-level"
+            kwargs["distill"] = False
+        super().__init__(settings=settings, **kwargs)

@@ -16,6 +16,8 @@ from a3cs_plugin.hardware.surrogate.layers import layer_mix, nature_cnn_layers
 
 torch.set_num_threads(1)
 SHIPPED = ["eyeriss_like", "simple_array"]
+#: every surrogate that ships in the package (a3cs_plugin/surrogates/*.pt)
+EVERY_SHIPPED = sorted(p.stem for p in SURROGATE_DIR.glob("*.pt"))
 
 
 def _shipped(name):
@@ -99,7 +101,7 @@ def test_concrete_designs_fast_path_same_numbers(name):
     x = torch.tensor(np.stack([layer_features(layers[int(rng.integers(len(layers)))])
                                for _ in range(500)]))
     a = torch.tensor(np.stack([space.encode(space.sample(rng)) for _ in range(500)]))
-    assert model._onehot_choices(a) is not None
+    assert model.inputs.onehot_choices(a) is not None
     with torch.no_grad():
         model.predict_log2(x[:40], a[:40])       # cache grows in two steps (re-sorted in between)
         fast = model.predict_log2(x, a)
@@ -109,7 +111,7 @@ def test_concrete_designs_fast_path_same_numbers(name):
                 lambda t: t.__setitem__((9, 0), 2.0)):
         b = a.clone()
         bad(b)
-        assert model._onehot_choices(b) is None
+        assert model.inputs.onehot_choices(b) is None
     soft = 0.9 * a + 0.1 * torch.tensor(np.concatenate([np.full(k, 1.0 / k) for k in model.sizes]))
     with torch.no_grad():
         mixed = model.predict_log2(x, soft)
@@ -132,7 +134,7 @@ def test_bad_accel_probs(name):
         Surrogate.load("no_such_template")
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", EVERY_SHIPPED)
 def test_shipped_heldout_accuracy_matches_report(name):
     from a3cs_plugin.hardware.surrogate.fit import accuracy
     model = _shipped(name)
@@ -220,13 +222,31 @@ def test_fit_surrogate_cli(tmp_path):
     assert bad.returncode != 0 and "no_such_template" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_live_feature_versions_are_those_of_the_shipped_surrogates():
+    """One live feature version per shipped surrogate and no other: every shipped file (and its
+    report) names a live version, every live version is used by one, others are refused."""
+    from a3cs_plugin.hardware.surrogate.inputs import FEATURE_VERSIONS
+    assert len(EVERY_SHIPPED) >= 4
+    used = set()
+    for name in EVERY_SHIPPED:
+        model = _shipped(name)
+        report = json.loads((SURROGATE_DIR / f"{name}.json").read_text())
+        assert model.fv == report["model"]["feature_version"] in FEATURE_VERSIONS
+        used.add(model.fv)
+    assert used == set(FEATURE_VERSIONS)
+    config = dict(_shipped("simple_array").config)
+    for dead in (1, 3):
+        with pytest.raises(ConfigError, match=f"feature_version {dead} is not supported"):
+            Surrogate({**config, "feature_version": dead})
+
+
 # ----------------------------------------------------------------------------- feature_version 2
 @pytest.mark.parametrize("name", SHIPPED)
 def test_joint_divisor_features_exact_for_dimension_products(name):
     """The joint (mesh X, mesh Y) features of products of several dimensions (far above the old
     4096-entry tables) equal a brute-force search, and the shared-accelerator fast path (table
     contracted before the gather) gives the same inputs as the per-row path."""
-    from a3cs_plugin.hardware.surrogate.model import _JOINT_SETS, _JOINT_SETS_V2
+    from a3cs_plugin.hardware.surrogate.inputs import JOINT_SETS, JOINT_SETS_V2
     model = _shipped(name)
     assert model.fv >= 2
     ix, iy = model.mesh_index
@@ -235,7 +255,7 @@ def test_joint_divisor_features_exact_for_dimension_products(name):
              linear_problem(1, 3136, 512), conv2d_problem(1, 40, 56, 9, 9, 5, 5)]
     x = torch.tensor(np.stack([layer_features(p) for p in probs]))
     dims = torch.round(torch.exp2(x[:, :8])).long()
-    sets = _JOINT_SETS + _JOINT_SETS_V2
+    sets = JOINT_SETS + JOINT_SETS_V2
     nj = len(sets)
     space = DesignSpace.from_template(name)
     for px, py in ((xs_ch[-1], ys_ch[-1]), (xs_ch[1], ys_ch[2])):
@@ -249,7 +269,7 @@ def test_joint_divisor_features_exact_for_dimension_products(name):
                 v = int(np.prod([int(dims[i, k]) for k in ds]))
                 best = max(u * w for u in range(1, px + 1) if v % u == 0
                            for w in range(1, py + 1) if (v // u) % w == 0)
-                end = shared.shape[1] - (1 if model.util else 0)     # v3: compute bound last
+                end = shared.shape[1] - (1 if model.util else 0)     # v4: compute bound last
                 assert float(shared[i, end - nj + j]) == pytest.approx(math.log2(best), abs=1e-4)
 
 

@@ -111,9 +111,9 @@ def register(subparsers) -> None:
     pf.add_argument("--workers", type=int, default=2, help="label processes")
     pf.add_argument("--steps", type=int, default=None, help="training steps (default 4000)")
     pf.add_argument("--hidden", type=int, default=None, help="hidden width (default 48; fits before 2026-12 used 64)")
-    pf.add_argument("--feature-version", type=int, default=None, choices=(1, 2, 3, 4),
+    pf.add_argument("--feature-version", type=int, default=None, choices=(2, 4),
                     help="surrogate inputs: 4 = divisor features + compute and bandwidth bound "
-                         "(default), 3 = compute bound only, 2/1 = divisor features only")
+                         "(default), 2 = divisor features only")
     pf.add_argument("--train-layers", type=int, default=None,
                     help="distinct layers of the training mix (default 2000; fits before 2026-12 used 600)")
     pf.add_argument("--cache", default=None, help="label cache (JSON lines); reused across runs")

@@ -21,6 +21,7 @@ from ...errors import ConfigError
 from .features import NUM_FEATURES, layer_features
 from .labels import generate_labels
 from .layers import layer_mix
+from .inputs import check_feature_version
 from .model import Surrogate
 
 __all__ = ["fit_surrogate", "train_surrogate", "accuracy", "exact_tables", "mesh_parameters", "BUDGETS"]
@@ -181,9 +182,10 @@ def train_surrogate(space, x, a, y, *, seed: int = 0, hidden: int = 48, depth: i
               "param_choices": [list(p.choices) for p in space.parameters.values()],
               "mesh_params": mesh_parameters(space), "hidden": hidden, "depth": depth,
               "feature_version": feature_version, "activation": activation, **(extra_config or {})}
-    if feature_version >= 3 and "util" not in config:
+    check_feature_version(feature_version)
+    if feature_version >= 4 and "util" not in config:
         from .utilization import spatial_slots
-        config["util"] = spatial_slots(space, bandwidth=feature_version >= 4)
+        config["util"] = spatial_slots(space, bandwidth=True)
     model = Surrogate(config)
     n = x.shape[0]
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
@@ -309,6 +311,7 @@ def _fit_surrogate(template, samples, out, seed, time_limit_per_point, workers, 
     from ..space import DesignSpace
     if samples < 20:
         raise ConfigError("too few samples", key="--samples", expected=">= 20", got=samples)
+    check_feature_version(feature_version)     # before any labelling
     t_start = time.time()
     space = DesignSpace.from_template(template)
     if shard is None:

@@ -48,10 +48,25 @@ def test_resolve_device_with_gpus(monkeypatch):
         resolve_device("cuda:2")
 
 
-def test_lightning_accelerator():
-    assert lightning_accelerator(torch.device("cpu")) == {"accelerator": "cpu", "devices": 1}
-    assert lightning_accelerator(torch.device("cuda", 1)) == {"accelerator": "gpu", "devices": [1]}
-    assert lightning_accelerator(torch.device("cuda")) == {"accelerator": "gpu", "devices": [0]}
+def test_lightning_accelerator(tmp_path):
+    def plain(kw):
+        return {k: v for k, v in kw.items() if k != "plugins"}
+    assert plain(lightning_accelerator(torch.device("cpu"))) == {"accelerator": "cpu", "devices": 1}
+    assert plain(lightning_accelerator(torch.device("cuda", 1))) == {"accelerator": "gpu", "devices": [1]}
+    assert plain(lightning_accelerator(torch.device("cuda"))) == {"accelerator": "gpu", "devices": [0]}
+    # the search's checkpoints are read onto the CPU whatever device wrote them (map_location)
+    io = lightning_accelerator(torch.device("cpu"))["plugins"][0]
+    torch.save({"w": torch.ones(2)}, tmp_path / "c.ckpt")
+    seen = {}
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        seen["map_location"] = kwargs.get("map_location")
+        return real_load(*args, **kwargs)
+    import unittest.mock
+    with unittest.mock.patch.object(torch, "load", spy):
+        assert torch.equal(io.load_checkpoint(tmp_path / "c.ckpt")["w"], torch.ones(2))
+    assert seen["map_location"] == "cpu"
 
 
 def test_no_direct_cuda_calls_in_the_package():

@@ -67,11 +67,27 @@ def resolve_device(spec="auto", key: str = "device") -> torch.device:
 
 
 def lightning_accelerator(device: torch.device) -> dict:
-    """Lightning ``Trainer`` arguments for ``device``: ``accelerator`` and ``devices``."""
+    """Lightning ``Trainer`` arguments for ``device``: ``accelerator``, ``devices`` and a
+    checkpoint reader that maps every tensor to the CPU first (:func:`cpu_checkpoint_io`), so a
+    search checkpointed on a GPU resumes on a CPU-only machine and the other way round."""
     device = torch.device(device)
+    plugins = [cpu_checkpoint_io()]
     if device.type == "cuda":
-        return {"accelerator": "gpu", "devices": [device.index or 0]}
-    return {"accelerator": "cpu", "devices": 1}
+        return {"accelerator": "gpu", "devices": [device.index or 0], "plugins": plugins}
+    return {"accelerator": "cpu", "devices": 1, "plugins": plugins}
+
+
+def cpu_checkpoint_io():
+    """Lightning's ``TorchCheckpointIO`` loading with ``map_location="cpu"``: Lightning then copies
+    the weights into the model where it runs and the optimiser moves its state to the weights'
+    device (its default keeps each tensor where it was saved: a CUDA checkpoint fails without CUDA)."""
+    from pytorch_lightning.plugins.io import TorchCheckpointIO
+
+    class CPUMapCheckpointIO(TorchCheckpointIO):
+        def load_checkpoint(self, path, map_location=None, weights_only=None):
+            return super().load_checkpoint(path, map_location="cpu", weights_only=weights_only)
+
+    return CPUMapCheckpointIO()
 
 
 def describe(device: torch.device) -> str:

@@ -58,3 +58,32 @@ def test_collector_equals_the_plain_loop(precision):
     for k, v in ref.items():
         assert torch.equal(getattr(ro, k), v), k
     assert torch.equal(ro.last_value, last_value) and torch.equal(ro.last_done, last_done)
+
+
+def test_rmsprop_tf_multi_tensor_step_is_the_loop_step():
+    """A2C's TF-style RMSprop steps all weights with the multi-tensor kernels: bit for bit the
+    per-tensor loop it replaced (square average from 1, eps inside the root)."""
+    from a3cs_plugin.rl.a2c import RMSpropTF
+
+    def loop_step(params, state, lr=7e-4, alpha=0.99, eps=1e-5):
+        with torch.no_grad():
+            for p in params:
+                sq = state.setdefault(p, torch.ones_like(p, memory_format=torch.preserve_format))
+                sq.mul_(alpha).addcmul_(p.grad, p.grad, value=1 - alpha)
+                p.addcdiv_(p.grad, (sq + eps).sqrt_(), value=-lr)
+
+    torch.manual_seed(0)
+    a = fast_layout(build_agent("nature_cnn", 6))
+    b = fast_layout(build_agent("nature_cnn", 6))
+    b.load_state_dict(a.state_dict())
+    opt, state = RMSpropTF(a.parameters()), {}
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        for p, q in zip(a.parameters(), b.parameters()):
+            g = torch.randn(p.shape, generator=gen)
+            p.grad, q.grad = g.clone(), g.clone()
+        a.actor.weight.grad = None                       # a weight without gradient is skipped
+        b.actor.weight.grad = None
+        opt.step()
+        loop_step([q for q in b.parameters() if q.grad is not None], state)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))

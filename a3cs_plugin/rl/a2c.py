@@ -25,17 +25,23 @@ class RMSpropTF(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One step over all weights with the multi-tensor (``torch._foreach_*``) kernels: the same
+        element-wise operations as a loop over the tensors, so the same numbers, in a few calls."""
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["square_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
-                sq = state["square_avg"]
-                sq.mul_(group["alpha"]).addcmul_(p.grad, p.grad, value=1 - group["alpha"])
-                p.addcdiv_(p.grad, (sq + group["eps"]).sqrt_(), value=-group["lr"])
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
+                if not self.state[p]:
+                    self.state[p]["square_avg"] = torch.ones_like(p, memory_format=torch.preserve_format)
+            grads = [p.grad for p in params]
+            sqs = [self.state[p]["square_avg"] for p in params]
+            torch._foreach_mul_(sqs, group["alpha"])
+            torch._foreach_addcmul_(sqs, grads, grads, value=1 - group["alpha"])
+            denom = torch._foreach_add(sqs, group["eps"])
+            torch._foreach_sqrt_(denom)
+            torch._foreach_addcdiv_(params, grads, denom, value=-group["lr"])
         return loss
 
 

@@ -105,7 +105,7 @@ def test_teacher_ship_refuses_the_shipped_teacher(tmp_path, capsys):
 
 
 def test_teacher_ship_out_dir_and_force(tmp_path, capsys, monkeypatch):
-    from a3cs_plugin.teachers import ship as ship_mod
+    from a3cs_plugin.rl import ship as ship_mod
     run = _agent_run(tmp_path)
     before = _digest(TEACHERS)
     out = tmp_path / "elsewhere"

@@ -49,3 +49,40 @@ def test_arch_specs_dir_from_environment(tmp_path):
     assert out.returncode == 0, out.stderr[-1000:]
     assert "moved_like" in out.stdout.splitlines()[0]
     assert out.stdout.splitlines()[1] == "eyeriss_like"       # the name inside the file
+
+
+_MACHINE_PATH = ("/work/", "/root/", "/home/")
+
+
+def _strings(obj):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _strings(v)
+    elif isinstance(obj, str):
+        yield obj
+
+
+def test_no_machine_paths_in_shipped_files():
+    """Nothing that ships (text files of the package and arch_specs, the metadata of the shipped
+    teachers and surrogates) names a path of the machine it was built on; teachers record the
+    run's name (``source_run``), the shipped teacher they continued from (``init``) by file name."""
+    import torch
+    texts = [p for d in (ROOT / "a3cs_plugin", ROOT / "arch_specs") for p in d.rglob("*")
+             if p.suffix in (".py", ".md", ".json", ".yaml", ".yml", ".cfg", ".txt") and "__pycache__" not in p.parts]
+    texts += [ROOT / "README.md", ROOT / "setup.cfg"]
+    bad = [f"{p.relative_to(ROOT)}: {m}" for p in texts if p.is_file()
+           for m in _MACHINE_PATH if m in p.read_text(errors="replace")]
+    blobs = sorted((ROOT / "a3cs_plugin" / "teachers").glob("*.pt")) + sorted(
+        (ROOT / "a3cs_plugin" / "surrogates").glob("*.pt"))
+    assert len(blobs) >= 6
+    for pt in blobs:
+        blob = torch.load(pt, map_location="cpu", weights_only=True)
+        meta = {k: v for k, v in blob.items() if k not in ("model", "state_dict", "heldout")}
+        bad += [f"{pt.relative_to(ROOT)}: {s}" for s in _strings(meta) if any(m in s for m in _MACHINE_PATH)]
+        if "source_run" in meta:
+            assert "/" not in str(meta["source_run"]), pt
+    assert not bad, "\n".join(bad)

@@ -9,7 +9,7 @@ from a3cs_plugin.rl import load_agent, load_checkpoint, load_teacher
 from a3cs_plugin.rl.config import TrainConfig
 from a3cs_plugin.rl.teacher import TEACHER_DIR
 from a3cs_plugin.rl.trainer import train
-from a3cs_plugin.teachers.ship import ship
+from a3cs_plugin.rl.ship import ship
 
 torch.set_num_threads(1)
 

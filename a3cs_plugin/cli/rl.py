@@ -157,8 +157,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_teacher_ship(args) -> int:
-    from a3cs_plugin.teachers.ship import ship
-    from a3cs_plugin.teachers.ship import TEACHER_DIR
+    from a3cs_plugin.rl.ship import ship
+    from a3cs_plugin.rl.ship import TEACHER_DIR
     checks.at_least("--episodes", args.episodes)
     info = ship(args.run_dir, args.game, episodes=args.episodes, fp16=not args.fp32,
                 skip_eval=args.no_eval, out_dir=args.out or TEACHER_DIR, force=args.force)

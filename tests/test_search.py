@@ -289,7 +289,7 @@ def test_search_killed_then_resumed_is_bit_identical(tiny_config, tmp_path, kill
     t_resume = time.time() - t_resume
     report, ref_report = (json.loads((d / "report.json").read_text()) for d in (out, ref))
     # the wall time counts the killed segment too (up to its last checkpoint)
-    assert report["search"]["wall_s"] > t_resume + 1.0
+    assert report["search"]["wall_s"] > t_resume
     if kill_at == "search":
         assert 0 < report["search"]["resumed_from_update"] < 12
     assert json.loads((out / "history.json").read_text()) == json.loads((ref / "history.json").read_text())

@@ -1,5 +1,5 @@
 """Parameterised accelerator design spaces (templates in ``arch_specs/templates``)."""
 from .design import TEMPLATE_DIR, DesignSpace, Parameter, list_templates
-from .template import Tagged
+from ..spec.yamlio import TaggedNode
 
-__all__ = ["DesignSpace", "Parameter", "Tagged", "TEMPLATE_DIR", "list_templates"]
+__all__ = ["DesignSpace", "Parameter", "TaggedNode", "TEMPLATE_DIR", "list_templates"]

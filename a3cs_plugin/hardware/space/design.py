@@ -25,7 +25,7 @@ import numpy as np
 from ...errors import ConfigError
 from ...paths import template_dir
 from ..spec.yamlio import TaggedNode, read_text as _read_text
-from .template import Tagged, dump_yaml, load_yaml_text, substitute
+from .template import dump_yaml, load_yaml_text, substitute
 
 __all__ = ["Parameter", "DesignSpace", "TEMPLATE_DIR", "list_templates"]
 
@@ -235,7 +235,8 @@ class DesignSpace:
 
         Nodes are the spec loader's tagged dicts (``TaggedNode``: a dict with ``.tag`` such as
         ``"Container"``), so ``load_spec([space.render(p), problem])`` reads it like the YAML file
-        :meth:`write` produces. ``tagged=True`` returns :class:`Tagged` nodes instead (for YAML).
+        :meth:`write` produces. (``tagged`` is kept for callers of the time when templates had a
+        node type of their own; both forms are the same now.)
         """
         point = self.check_point(point or {})
         names = dict(point)
@@ -261,7 +262,7 @@ class DesignSpace:
         spec = {"architecture": arch}
         for key, value in self.sections.items():
             spec[key] = substitute(copy.deepcopy(value), names, source=self.source, path=key)
-        return spec if tagged else _plain(spec)
+        return spec
 
     def to_yaml(self, point: Mapping | None = None) -> str:
         point = self.check_point(point or {})
@@ -312,21 +313,19 @@ class DesignSpace:
 
 def _walk_nodes(arch):
     """Every node body (dict) of a v0.4 architecture tree, Parallel children included."""
-    body = arch.value if isinstance(arch, Tagged) else arch
-    if not isinstance(body, dict):
+    if not isinstance(arch, dict):
         return
-    for node in body.get("nodes") or []:
-        nb = node.value if isinstance(node, Tagged) else node
-        if isinstance(nb, dict):
-            yield nb
-            yield from _walk_nodes(nb)
+    for node in arch.get("nodes") or []:
+        if isinstance(node, dict):
+            yield node
+            yield from _walk_nodes(node)
 
 
 def _flatten(nodes, inherited: dict, instances: int, out: list) -> int:
     """Walk v0.4 nodes; containers multiply the instance count of everything below them."""
     for node in nodes:
-        tag = node.tag if isinstance(node, Tagged) else "!" + str(getattr(node, "tag", "Component"))
-        body = node.value if isinstance(node, Tagged) else node
+        tag = "!" + node.tag if isinstance(node, TaggedNode) else "!Component"
+        body = node
         if not isinstance(body, dict):
             continue
         if tag == "!Parallel":
@@ -345,16 +344,3 @@ def _flatten(nodes, inherited: dict, instances: int, out: list) -> int:
             out.append((str(body.get("name")), str(body.get("class")), full, instances))
     return instances
 
-
-def _plain(obj):
-    """Copy of a rendered spec where every Tagged node becomes the spec loader's ``TaggedNode``."""
-    if isinstance(obj, Tagged):
-        body = _plain(obj.value)
-        if isinstance(body, dict):
-            return TaggedNode(obj.tag[1:], body)
-        return body
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_plain(v) for v in obj]
-    return obj

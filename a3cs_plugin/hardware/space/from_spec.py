@@ -38,7 +38,8 @@ from typing import Any, Iterable, Mapping
 from ...errors import ConfigError, SpecError
 from ..spec.yamlio import KNOWN_TOP_KEYS, read_text
 from .design import CARRIED_SECTIONS as CARRIED_KEYS
-from .template import Tagged, dump_yaml, load_yaml_text
+from ..spec.yamlio import TaggedNode
+from .template import dump_yaml, load_yaml_text
 
 __all__ = ["template_from_spec", "template_yaml", "parse_param_override", "RULES"]
 
@@ -101,12 +102,11 @@ def _merge(paths: list[str]) -> tuple[dict, dict]:
 
 
 def _body(node) -> dict | None:
-    b = node.value if isinstance(node, Tagged) else node
-    return b if isinstance(b, dict) else None
+    return node if isinstance(node, dict) else None
 
 
 def _tag(node) -> str:
-    return node.tag if isinstance(node, Tagged) else "!Component"
+    return "!" + node.tag if isinstance(node, TaggedNode) else "!Component"
 
 
 def _nodes(arch_body: dict):
@@ -198,7 +198,7 @@ def template_from_spec(paths: Iterable[str | Path], *, name: str, overrides: Ite
     import warnings
     with warnings.catch_warnings():     # the spec's own warnings show where it is modelled
         warnings.simplefilter("ignore")
-        spec = load_spec([_plain({"architecture": arch, **carried}), probe])
+        spec = load_spec([copy.deepcopy({"architecture": arch, **carried}), probe])
     levels = {lv.name: lv for lv in spec.arch.levels}
     backing = spec.arch.levels[-1].name if spec.arch.levels else None
 
@@ -294,19 +294,6 @@ def template_from_spec(paths: Iterable[str | Path], *, name: str, overrides: Ite
         raise ConfigError("the spec has no knob a template could vary", file=src,
                           expected="meshes > 1, storage depths > 1, a global_cycle_seconds or --param")
     return doc
-
-
-def _plain(obj):
-    """Tagged values -> the spec loader's TaggedNode (for load_spec)."""
-    from ..spec.yamlio import TaggedNode
-    if isinstance(obj, Tagged):
-        body = _plain(obj.value)
-        return TaggedNode(obj.tag[1:], body) if isinstance(body, dict) else body
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def _find(arch: dict, node: str) -> dict | None:

@@ -1,8 +1,9 @@
-"""YAML with Timeloop tags, and the placeholder expressions used by design-space templates.
+"""Design-space templates' YAML and the placeholder expressions (``${expr}``) they hold.
 
-Timeloop v0.4 architectures tag their nodes (``!Container``, ``!Component``, ``!Parallel``). The
-template reader keeps each tag as a :class:`Tagged` value so a rendered architecture can be written
-back as the same Timeloop YAML.
+Templates are read and written with the spec layer's tag-keeping YAML
+(:mod:`a3cs_plugin.hardware.spec.yamlio`): tagged v0.4 nodes are
+:class:`~a3cs_plugin.hardware.spec.yamlio.TaggedNode` dicts, as in a loaded spec, so a rendered
+architecture is both a ``load_spec`` input and the Timeloop YAML it writes.
 """
 from __future__ import annotations
 
@@ -15,62 +16,15 @@ from typing import Any
 import yaml
 
 from ...errors import ConfigError
+from ..spec.yamlio import TaggedNode, dump_yaml as _dump_tagged, parse_yaml
 
-__all__ = ["Tagged", "load_yaml_text", "dump_yaml", "evaluate_expression", "substitute"]
-
-
-class Tagged:
-    """A YAML value carrying a local tag such as ``!Container``; ``value`` is a dict/list/scalar."""
-
-    __slots__ = ("tag", "value")
-
-    def __init__(self, tag: str, value: Any):
-        self.tag = tag if tag.startswith("!") else "!" + tag
-        self.value = value
-
-    def __eq__(self, other):
-        return isinstance(other, Tagged) and other.tag == self.tag and other.value == self.value
-
-    def __repr__(self):
-        return f"Tagged({self.tag!r}, {self.value!r})"
-
-
-class _TagLoader(yaml.SafeLoader):
-    pass
-
-
-def _construct_tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Tagged:
-    if isinstance(node, yaml.MappingNode):
-        value = loader.construct_mapping(node, deep=True)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_scalar(node)
-    return Tagged("!" + suffix, value)
-
-
-_TagLoader.add_multi_constructor("!", _construct_tagged)
-
-
-class _TagDumper(yaml.SafeDumper):
-    pass
-
-
-def _represent_tagged(dumper: yaml.SafeDumper, data: Tagged):
-    if isinstance(data.value, dict):
-        return dumper.represent_mapping(data.tag, data.value)
-    if isinstance(data.value, list):
-        return dumper.represent_sequence(data.tag, data.value)
-    return dumper.represent_scalar(data.tag, "" if data.value is None else str(data.value))
-
-
-_TagDumper.add_representer(Tagged, _represent_tagged)
+__all__ = ["load_yaml_text", "dump_yaml", "evaluate_expression", "substitute"]
 
 
 def load_yaml_text(text: str, source: str) -> Any:
-    """Parse YAML keeping local tags; malformed YAML -> ConfigError naming ``source``."""
+    """Parse YAML keeping v0.4 tags; malformed YAML -> ConfigError naming ``source``."""
     try:
-        return yaml.load(text, Loader=_TagLoader)  # noqa: S506 - SafeLoader subclass
+        return parse_yaml(text)
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f"{source}:{line + 1}" if line is not None else source
@@ -78,8 +32,8 @@ def load_yaml_text(text: str, source: str) -> Any:
 
 
 def dump_yaml(data: Any) -> str:
-    """YAML text with :class:`Tagged` values written as tagged nodes, keys in insertion order."""
-    return yaml.dump(data, Dumper=_TagDumper, sort_keys=False, default_flow_style=None, width=110)
+    """YAML text of a template or rendered spec: tags kept, keys in insertion order, 110 columns."""
+    return _dump_tagged(data, width=110)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,8 +84,9 @@ def evaluate_expression(expr: str, names: dict, *, source: str = "template", key
 def substitute(obj: Any, names: dict, *, source: str = "template", path: str = "") -> Any:
     """Copy ``obj`` replacing ``${expr}`` placeholders in strings (a string that is exactly one
     placeholder becomes the expression's value; otherwise placeholders are formatted into the text)."""
-    if isinstance(obj, Tagged):
-        return Tagged(obj.tag, substitute(obj.value, names, source=source, path=path))
+    if isinstance(obj, TaggedNode):
+        return TaggedNode(obj.tag, {k: substitute(v, names, source=source, path=f"{path}.{k}" if path else str(k))
+                                    for k, v in obj.items()})
     if isinstance(obj, dict):
         return {k: substitute(v, names, source=source, path=f"{path}.{k}" if path else str(k))
                 for k, v in obj.items()}

@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from a3cs_plugin.errors import SpecError
 
 from .arch import Architecture, dump_architecture, parse_architecture
@@ -15,7 +13,7 @@ from .constraints import model_flags
 from .energy import EnergyTable, parse_art, parse_ert
 from .mapping import Mapping, check_mapping, check_targets, parse_mapping
 from .problem import Problem, parse_problem
-from .yamlio import TaggedNode, load_yaml_file, merge_sources
+from .yamlio import TaggedNode, dump_yaml, load_yaml_file, merge_sources
 
 
 @dataclass
@@ -185,16 +183,6 @@ def dump_spec(spec: Spec, path: str | Path | None = None) -> dict:
     return out
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-def _tagged_rep(dumper, node: TaggedNode):
-    return dumper.represent_mapping("!" + node.tag, dict(node))
-
-
-_Dumper.add_representer(TaggedNode, _tagged_rep)
-
-
 def to_yaml(data: dict) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None)
+    """YAML text of a spec dict, v0.4 tags kept (:func:`.yamlio.dump_yaml`)."""
+    return dump_yaml(data)

@@ -1,4 +1,11 @@
-"""YAML reading with Timeloop's tags, and merging several files by top-level key."""
+"""YAML with Timeloop's tags (the one reader and writer of them), and merging files by top-level key.
+
+Timeloop v0.4 architectures tag their nodes (``!Container``, ``!Component``, ``!Parallel``,
+``!Hierarchical``, ``!Nothing``).  A tagged mapping is read as a :class:`TaggedNode` -- a dict
+that keeps its tag -- and written back with it, so the spec loader, the design-space templates
+and the template generator share one representation of a v0.4 tree.  (Tags on sequences or
+scalars, which no Timeloop input uses, are dropped.)
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,11 +25,27 @@ KNOWN_TOP_KEYS = {
 
 
 class TaggedNode(dict):
-    """A mapping read from a ``!Tag`` node; ``tag`` keeps the tag name (without ``!``)."""
+    """A mapping read from a ``!Tag`` node; ``tag`` keeps the tag name (without ``!``).
+
+    Equal to a plain dict with the same items; two tagged nodes are equal when their tags are too.
+    """
 
     def __init__(self, tag: str, data: dict | None = None):
         super().__init__(data or {})
         self.tag = tag
+
+    def __eq__(self, other):
+        if isinstance(other, TaggedNode) and other.tag != self.tag:
+            return False
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"TaggedNode({self.tag!r}, {dict.__repr__(self)})"
 
 
 class _Loader(yaml.SafeLoader):
@@ -38,6 +61,30 @@ def _construct_tagged(loader: yaml.Loader, suffix: str, node: yaml.Node):
 
 
 _Loader.add_multi_constructor("!", _construct_tagged)
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_tagged(dumper: yaml.SafeDumper, node: TaggedNode):
+    return dumper.represent_mapping("!" + node.tag, dict(node))
+
+
+_Dumper.add_representer(TaggedNode, _represent_tagged)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text, tagged mappings as :class:`TaggedNode` (``yaml.YAMLError`` on bad YAML;
+    :func:`load_yaml_file` and the template reader turn it into their one-line errors)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def dump_yaml(data: Any, width: int | None = None) -> str:
+    """YAML text with :class:`TaggedNode` values written as tagged mappings, keys in insertion
+    order (``width``: the line width, PyYAML's default of 80 when None)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None,
+                     **({} if width is None else {"width": width}))
 
 
 def read_text(path: str | Path, error: type = SpecError) -> str:
@@ -61,7 +108,7 @@ def load_yaml_file(path: str | Path) -> Any:
         raise SpecError("file not found", file=str(p), expected="an existing YAML file")
     text = read_text(p, SpecError)
     try:
-        return yaml.load(text, Loader=_Loader)
+        return parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

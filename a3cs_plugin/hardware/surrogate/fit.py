@@ -50,10 +50,7 @@ def mesh_parameters(space) -> list[str]:
     found: list[str] = []
 
     def walk(obj, under_spatial=False):
-        from ..space.template import Tagged
-        if isinstance(obj, Tagged):
-            walk(obj.value, under_spatial)
-        elif isinstance(obj, dict):
+        if isinstance(obj, dict):
             for k, v in obj.items():
                 walk(v, under_spatial or k == "spatial")
         elif isinstance(obj, list):

@@ -368,3 +368,18 @@ def test_bandwidth_bound_by_hand_and_on_depthwise_layers():
     bw = bandwidth_cycles(words, desc["bw"]["0"])
     assert bw > 2 * compute                       # the array is not what limits this layer
     assert res.cycles >= bw and res.cycles < 2 * bw
+
+
+def test_surrogate_cost_model_takes_typed_inputs():
+    """The cost-model plugin's seams are typed: a Surrogate (or a .pt path), and layer problems as
+    LayerProblem (its count) or Timeloop problem dicts (count 1)."""
+    from a3cs_plugin.hardware.workload import LayerProblem
+    from a3cs_plugin.strategy.surrogate_cost import SurrogateCostModel
+    cm = SurrogateCostModel("eyeriss_like")
+    prob = conv2d_problem(1, 16, 32, 8, 8, 3, 3)
+    feats = cm.featurize([LayerProblem(name="c", kind="conv", problem=prob, macs=1, count=3), prob])
+    assert feats[:, -1].tolist() == [3.0, 1.0] and torch.equal(feats[0, :-1], feats[1, :-1])
+    with pytest.raises(ConfigError, match="not a fitted surrogate"):
+        SurrogateCostModel("eyeriss_like", surrogate=object())
+    with pytest.raises(ConfigError, match="layer problem of unknown type"):
+        cm.featurize([42])

@@ -14,6 +14,7 @@ import torch
 from a3cs_plugin.errors import ConfigError
 from a3cs_plugin.hardware.surrogate import Surrogate
 from a3cs_plugin.hardware.surrogate.model import SURROGATE_DIR
+from a3cs_plugin.hardware.workload import LayerProblem
 from a3cs_plugin.strategy.cost import CostModel
 
 
@@ -48,9 +49,11 @@ def _load_surrogate(template: str, space: Any, path: str | Path | None):
     return model
 
 
-def _problem_and_count(p: Any) -> tuple[Mapping, int]:
-    if hasattr(p, "problem"):                       # hardware.workload.LayerProblem
-        return p.problem, int(getattr(p, "count", 1))
+def _problem_and_count(p: LayerProblem | Mapping) -> tuple[Mapping, int]:
+    """A layer's Timeloop problem and how often it runs: a :class:`LayerProblem` (its ``count``) or a
+    problem dict (count 1, or its ``count`` key beside ``problem``)."""
+    if isinstance(p, LayerProblem):
+        return p.problem, int(p.count)
     if isinstance(p, Mapping):
         return p, int(p.get("count", 1)) if "problem" in p and "count" in p else 1
     raise ConfigError("layer problem of unknown type", key="problems",
@@ -60,23 +63,26 @@ def _problem_and_count(p: Any) -> tuple[Mapping, int]:
 class SurrogateCostModel(CostModel):
     """Cost model backed by the template's fitted surrogate.
 
-    ``template``: a shipped template name or a template file. ``surrogate``: a fitted surrogate
-    object or a ``.pt`` path (``hardware.cost_model_options.surrogate``); by default the shipped
+    ``template``: a shipped template name or a template file. ``surrogate``: a fitted
+    :class:`~a3cs_plugin.hardware.surrogate.Surrogate` or a ``.pt`` path (``hardware.cost_model_options.surrogate``); by default the shipped
     surrogate of the template's name, else ``<template file stem>.pt`` next to the template file.
     A surrogate fitted for other parameters or choices than the template's is refused.
     """
 
-    def __init__(self, template: str, surrogate: Any = None, design_space: Any = None):
+    def __init__(self, template: str, surrogate: Surrogate | str | Path | None = None, design_space: Any = None):
         super().__init__()
         from a3cs_plugin.hardware.space import DesignSpace
         self.template = str(template)
         self.space = design_space if design_space is not None else DesignSpace.from_template(template)
         if surrogate is None or isinstance(surrogate, (str, Path)):
             surrogate = _load_surrogate(self.template, self.space, surrogate)
+        if not isinstance(surrogate, Surrogate):
+            raise ConfigError("not a fitted surrogate", key="cost_model_options.surrogate",
+                              expected="a Surrogate or a .pt file written by a3cs hw fit-surrogate",
+                              got=type(surrogate).__name__)
         self.surrogate = surrogate
-        if isinstance(surrogate, torch.nn.Module):
-            for p in surrogate.parameters():
-                p.requires_grad_(False)
+        for p in surrogate.parameters():
+            p.requires_grad_(False)
         self.clock_hz = float(self.space.clock_hz())
 
     @classmethod
@@ -85,12 +91,9 @@ class SurrogateCostModel(CostModel):
         return cls(template, **options)
 
     def accelerator_params(self) -> dict[str, list[Any]]:
-        names = getattr(self.surrogate, "param_names", None)
-        if names is not None:
-            return {n: list(c) for n, c in zip(names, self.surrogate.param_choices)}
-        return {name: list(p.choices) for name, p in self.space.parameters.items()}
+        return {n: list(c) for n, c in zip(self.surrogate.param_names, self.surrogate.param_choices)}
 
-    def featurize(self, problems: Sequence[Any]) -> torch.Tensor:
+    def featurize(self, problems: Sequence[LayerProblem | Mapping]) -> torch.Tensor:
         from a3cs_plugin.hardware.surrogate.features import layer_features
         rows = []
         for p in problems:
@@ -105,22 +108,17 @@ class SurrogateCostModel(CostModel):
         return energy.reshape(-1) * counts, cycles.reshape(-1) * counts
 
     def area_mm2(self, accel_probs: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
-        if hasattr(self.surrogate, "area_mm2"):
-            return self.surrogate.area_mm2(dict(accel_probs)).reshape(())
-        point = self.point({n: int(torch.as_tensor(p).argmax()) for n, p in accel_probs.items()})
-        return torch.tensor(float(self.space.area(point)))
+        return self.surrogate.area_mm2(dict(accel_probs)).reshape(())
 
     def cycle_seconds(self, accel_probs: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        if hasattr(self.surrogate, "cycle_seconds"):
-            return self.surrogate.cycle_seconds(dict(accel_probs)).reshape(())
-        return super().cycle_seconds(accel_probs)
+        return self.surrogate.cycle_seconds(dict(accel_probs)).reshape(())
 
     def design_space(self) -> Any:
         return self.space
 
     def min_area_mm2(self, fixed: Mapping[str, Any] | None = None) -> float | None:
         s = self.surrogate
-        if not hasattr(s, "area_table") or not getattr(s, "area_params", None):
+        if not s.area_params:
             return None
         table = s.area_table
         fixed = dict(fixed or {})

@@ -26,8 +26,9 @@ _LOG_DIM_SLICE = slice(0, 8)
 
 def layer_dims(problem: Mapping) -> dict:
     """``{N, C, M, P, Q, R, S, G, Hstride, Wstride, Hdilation, Wdilation}`` of a problem dict
-    (or of an object with a ``.problem`` dict, such as the workload's ``LayerProblem``)."""
-    if not isinstance(problem, Mapping) and isinstance(getattr(problem, "problem", None), Mapping):
+    (or of the workload's :class:`~a3cs_plugin.hardware.workload.LayerProblem`)."""
+    from ..workload import LayerProblem
+    if isinstance(problem, LayerProblem):
         problem = problem.problem
     prob = problem.get("problem", problem) if isinstance(problem, Mapping) else None
     if not isinstance(prob, Mapping) or not isinstance(prob.get("instance"), Mapping):

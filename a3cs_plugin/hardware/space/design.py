@@ -24,14 +24,14 @@ import numpy as np
 
 from ...errors import ConfigError
 from ...paths import template_dir
-from ..spec.yamlio import TaggedNode, read_text as _read_text
+from ..spec.arch import parse_architecture
+from ..spec.yamlio import read_text as _read_text
 from .template import dump_yaml, load_yaml_text, substitute
 
 __all__ = ["Parameter", "DesignSpace", "TEMPLATE_DIR", "list_templates"]
 
 #: ``arch_specs/templates`` as found at import (checkout, ``A3CS_ARCH_SPECS`` or installed data)
 TEMPLATE_DIR = template_dir()
-_INHERITED = ("technology", "global_cycle_seconds", "datawidth")
 #: spec sections a template may carry besides its architecture (rendered with every point)
 CARRIED_SECTIONS = ("components", "compound_components", "constraints", "architecture_constraints",
                     "mapspace_constraints", "variables")
@@ -283,12 +283,15 @@ class DesignSpace:
 
     # ------------------------------------------------------------------ area
     def components(self, point: Mapping | None = None) -> list[tuple[str, str, dict, int]]:
-        """Flattened components ``(name, class, attributes, instances)``, outermost first, with
-        the inherited attributes (technology, global_cycle_seconds, datawidth) filled in."""
-        arch = self.render(point, tagged=True)["architecture"]
-        out: list[tuple[str, str, dict, int]] = []
-        _flatten(arch.get("nodes", []), {}, 1, out)
-        return out
+        """Flattened components ``(name, class, attributes, instances)``, outermost first and the
+        compute level last: the levels of the rendered architecture as the spec loader reads it
+        (:func:`~a3cs_plugin.hardware.spec.arch.parse_architecture`, so containers' attributes are
+        inherited and meshes multiply instances as in a loaded spec; the dummy levels of spatial
+        containers are left out)."""
+        spec = self.render(point)
+        arch = parse_architecture(spec["architecture"], self.source, spec.get("variables") or {})
+        levels = [lv for lv in reversed(arch.levels) if not lv.is_dummy] + [arch.compute]
+        return [(lv.name, lv.cls, dict(lv.attributes), lv.instances) for lv in levels]
 
     def area(self, point: Mapping | None = None) -> float:
         """Total area in mm^2 from the built-in area tables (all instances of all components)."""
@@ -320,27 +323,4 @@ def _walk_nodes(arch):
             yield node
             yield from _walk_nodes(node)
 
-
-def _flatten(nodes, inherited: dict, instances: int, out: list) -> int:
-    """Walk v0.4 nodes; containers multiply the instance count of everything below them."""
-    for node in nodes:
-        tag = "!" + node.tag if isinstance(node, TaggedNode) else "!Component"
-        body = node
-        if not isinstance(body, dict):
-            continue
-        if tag == "!Parallel":
-            # siblings under the same fan-out
-            _flatten(body.get("nodes", []), dict(inherited), instances, out)
-            continue
-        attrs = dict(body.get("attributes") or {})
-        spatial = body.get("spatial") or {}
-        fan = int(spatial.get("meshX", 1)) * int(spatial.get("meshY", 1))
-        if tag == "!Container":
-            inherited = {**inherited, **{k: attrs[k] for k in _INHERITED if k in attrs}}
-            instances *= fan
-        elif tag == "!Component":
-            instances *= fan
-            full = {**inherited, **attrs}
-            out.append((str(body.get("name")), str(body.get("class")), full, instances))
-    return instances
 

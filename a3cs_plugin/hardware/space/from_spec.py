@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ...errors import ConfigError, SpecError
-from ..spec.yamlio import KNOWN_TOP_KEYS, read_text
+from ..spec.yamlio import KNOWN_TOP_KEYS, TaggedNode, read_text
 from .design import CARRIED_SECTIONS as CARRIED_KEYS
-from ..spec.yamlio import TaggedNode
 from .template import dump_yaml, load_yaml_text
 
 __all__ = ["template_from_spec", "template_yaml", "parse_param_override", "RULES"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from a3cs_plugin.cli import checks
@@ -108,7 +109,8 @@ def register(subparsers) -> None:
     pf.add_argument("--time-limit", type=float, default=None, metavar="SEC", help="mapper cap per point (default 1)")
     pf.add_argument("--max-evaluations", type=int, default=None,
                     help="mapper evaluations per point (0 = time limit only); keeps labels load-independent")
-    pf.add_argument("--workers", type=int, default=2, help="label processes")
+    pf.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1),
+                    help="label processes (default: every core, %(default)s here)")
     pf.add_argument("--steps", type=int, default=None, help="training steps (default 4000)")
     pf.add_argument("--hidden", type=int, default=None, help="hidden width (default 48; fits before 2026-12 used 64)")
     pf.add_argument("--feature-version", type=int, default=None, choices=(2, 4),

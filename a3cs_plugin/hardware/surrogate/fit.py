@@ -268,6 +268,14 @@ def check_out(out: Path, force: bool = False) -> Path:
     return out
 
 
+def _rate_line(r: dict) -> str:
+    m = r.get("mapper", {})
+    if not m.get("labels_per_second"):
+        return ""
+    return (f" At that speed {m['workers']} label processes give {m['labels_per_second']:.2f} labels/s: "
+            f"the full protocol's 13,400 labels take about {m['seconds_for_13k_labels'] / 60:.0f} min.")
+
+
 def fit_surrogate(template: str = "eyeriss_like", samples: int = 2000, out: str | Path | None = None,
                   seed: int = 0, time_limit_per_point: float = 1.0, workers: int = 2, *,
                   heldout: int | None = None, cache: str | Path | None = None,
@@ -379,7 +387,13 @@ def _fit_surrogate(template, samples, out, seed, time_limit_per_point, workers, 
         "mapper": {"metric": "edp", "time_limit_per_point_s": time_limit_per_point,
                    "max_evaluations": max_evaluations, "seed": seed,
                    "mean_seconds_per_point": float(np.mean(wall)) if wall else 0.0,
-                   "total_mapping_seconds": float(np.sum(wall)) if wall else 0.0},
+                   "total_mapping_seconds": float(np.sum(wall)) if wall else 0.0,
+                   "workers": int(workers),
+                   # the rate at this mapper speed with all label processes busy, and what the
+                   # full protocol's 13,400 labels cost at it
+                   "labels_per_second": (workers / float(np.mean(wall))) if wall and np.mean(wall) > 0 else None,
+                   "seconds_for_13k_labels": (13_400 * float(np.mean(wall)) / workers)
+                   if wall else None},
         "layers": {"train_layers_requested": n_train_layers,
                    "train_mix": f"train (seed {seed}), {len(train_layers)} layers",
                    "heldout_mix": f"heldout (seed {seed + HELDOUT_SEED_OFFSET}), {len(held_layers)} layers"},
@@ -444,7 +458,7 @@ def report_markdown(r: dict) -> str:
         f"({r['failed_labels']} without a valid mapping, dropped). Mean {r['mapper']['mean_seconds_per_point']:.2f} s "
         f"per label, {r['mapper'].get('total_mapping_seconds', 0):.0f} s of mapping in all (one core, "
         f"shared machine); this run: labels {r['label_seconds']} s (cached labels reused), "
-        f"fitting {r['fit_seconds']} s.", "",
+        f"fitting {r['fit_seconds']} s." + _rate_line(r), "",
         f"Training layers: {r['layers']['train_mix']}; held-out layers: {r['layers']['heldout_mix']} "
         "(different channel counts and feature-map sizes, different random stream).", "",
         "| set | n | energy Spearman | energy MAPE % | energy P90 APE % | cycles Spearman | cycles MAPE % | cycles P90 APE % |",

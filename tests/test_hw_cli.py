@@ -229,3 +229,13 @@ def test_net_malformed_arch_yaml(tmp_path):
     bad.write_text(_eyeriss_files()[0].read_text().replace("  nodes:\n", "  nodes: [\n", 1))
     _one_line_error(a3cs("hw", "net", "--accel", bad, "--model", "nature_cnn", "--json",
                          "--time-limit", "0.5"), "broken.arch.yaml", "malformed YAML")
+
+
+def test_metric_vocabulary_latency_is_timeloops_delay(case03):
+    """`--metric latency` (a3cs's word) and `--metric delay` (Timeloop's) are the same search."""
+    arch, prob, _ = case03["inputs"]
+    runs = [a3cs("hw", "map", arch, prob, "--ert", case03["ert"], "--metric", m, "--time-limit", "2", "--json")
+            for m in ("latency", "delay")]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr
+    a, b = (json.loads(r.stdout) for r in runs)
+    assert a["cycles"] == b["cycles"] and a["mapping"] == b["mapping"]

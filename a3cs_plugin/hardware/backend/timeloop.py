@@ -295,7 +295,7 @@ def _ert_art(spec) -> tuple[dict, dict]:
     top = str(spec.arch.name or "system")
     top = top if top.endswith("_top_level") else f"{top}_top_level"
     ert, art = [], []
-    area = dict(spec.ert.area) if spec.ert is not None and spec.ert.area else {}
+    area = dict(spec.tables.area) if spec.tables is not None and spec.tables.area else {}
     for i, lv in enumerate(spec.arch.levels):
         if lv.is_dummy:
             continue
@@ -315,9 +315,9 @@ def _ert_art(spec) -> tuple[dict, dict]:
 
 def _table_file(spec, kind: str):
     """The user's ERT/ART file when it was given as a file, else None."""
-    if spec.ert is None:
+    if spec.tables is None:
         return None
-    src = spec.ert.source if kind == "ERT" else spec.ert.area_source
+    src = spec.tables.source if kind == "ERT" else spec.tables.area_source
     return src if src and Path(src).is_file() else None
 
 

@@ -1,7 +1,7 @@
 """Which energy / area numbers a spec is costed with: the one place that resolves them.
 
 :func:`resolve_tables` picks the table of every component: the spec's Accelergy ERT / ART
-(``spec.ert``, an :class:`~a3cs_plugin.hardware.spec.EnergyTable`) where it names the component,
+(``spec.tables``, an :class:`~a3cs_plugin.hardware.spec.EnergyTable`) where it names the component,
 else the built-in tables (:func:`a3cs_plugin.hardware.energy.builtin.builtin_table`); the result
 is again an :class:`EnergyTable` whose ``source`` says where the numbers came from
 (``ert:FILE``, ``builtin:builtin_tables.json`` or ``ert:FILE+builtin:...(levels)``).
@@ -56,7 +56,7 @@ class LevelEnergies:
 def resolve_tables(spec) -> EnergyTable:
     """The energy / area table ``spec`` is costed with (see the module docstring)."""
     arch = spec.arch
-    table = spec.ert
+    table = spec.tables
     source = f"ert:{table.source}" if table is not None and table.energy else None
     energy = dict(table.energy) if table is not None and table.energy else None
     area = dict(table.area) if table is not None and table.area else None
@@ -106,7 +106,7 @@ def level_energies(spec) -> LevelEnergies:
         if acts is None:
             if lv.is_dummy:
                 continue
-            raise SpecError(f"no energy entry for level '{lv.name}'", file=spec.ert.source if spec.ert else spec.source,
+            raise SpecError(f"no energy entry for level '{lv.name}'", file=spec.tables.source if spec.tables else spec.source,
                             key=f"ERT.{lv.name}", expected="an ERT table named after every level")
         # Timeloop's fallback for a missing read/fill/update action: the largest action energy
         vmax = max(list(acts.values()) or [0.0]) / max(1, lv.cluster_size)

@@ -185,8 +185,8 @@ _CACHE: dict = {}
 
 def _fingerprint(spec) -> str:
     """Cheap identity of everything the tables depend on (so in-place edits are picked up)."""
-    ert = spec.ert
-    m = getattr(spec, "mapping", None)
+    ert = spec.tables
+    m = spec.mapping
     flags = None if m is None else [(k, lm.flags) for k, lm in m.levels.items() if lm.flags]
     return repr((spec.arch.levels, spec.arch.compute, spec.problem.instance, spec.constraints, flags,
                  None if ert is None else (id(ert.energy), len(ert.energy), id(ert.area), len(ert.area))))

@@ -27,8 +27,18 @@ class Spec:
     mapper: dict = field(default_factory=dict)
     variables: dict = field(default_factory=dict)
     components: dict = field(default_factory=dict)
-    ert: EnergyTable | None = None
+    #: the Accelergy ERT / ART given with the spec (energies and areas), None when neither was
+    tables: EnergyTable | None = None
     sources: dict = field(default_factory=dict)
+
+    @property
+    def ert(self) -> EnergyTable | None:
+        """The old name of :attr:`tables` (kept for one release; it holds the ART too)."""
+        return self.tables
+
+    @ert.setter
+    def ert(self, value: EnergyTable | None) -> None:
+        self.tables = value
 
     @property
     def dims(self) -> list:
@@ -114,7 +124,7 @@ def load_spec(paths, ert=None, art=None) -> Spec:
     comps = merged.get("compound_components") or merged.get("components") or {}
     spec = Spec(arch=arch, problem=problem, mapping=mapping, constraints=constraints,
                 mapper=mapper if isinstance(mapper, dict) else {}, variables=variables,
-                components=comps if isinstance(comps, dict) else {"classes": comps}, ert=table,
+                components=comps if isinstance(comps, dict) else {"classes": comps}, tables=table,
                 sources=origin)
     model_flags(spec)   # unsupported / malformed model-side constraint settings fail here
     if mapping is not None:
@@ -171,13 +181,13 @@ def dump_spec(spec: Spec, path: str | Path | None = None) -> dict:
         out["mapper"] = dict(spec.mapper)
     if spec.variables:
         out["variables"] = dict(spec.variables)
-    if spec.ert is not None:
-        if spec.ert.energy:
+    if spec.tables is not None:
+        if spec.tables.energy:
             out["ERT"] = {"version": 0.4, "tables": [
                 {"name": n, "actions": [{"name": a, "energy": e} for a, e in acts.items()]}
-                for n, acts in spec.ert.energy.items()]}
-        if spec.ert.area:
-            out["ART"] = {"version": 0.4, "tables": [{"name": n, "area": a} for n, a in spec.ert.area.items()]}
+                for n, acts in spec.tables.energy.items()]}
+        if spec.tables.area:
+            out["ART"] = {"version": 0.4, "tables": [{"name": n, "area": a} for n, a in spec.tables.area.items()]}
     if path is not None:
         Path(path).write_text(to_yaml(out))
     return out

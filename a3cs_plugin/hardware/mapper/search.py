@@ -222,7 +222,7 @@ def search(spec, metric: str | Sequence[str] | None = "edp", time_limit: float =
         if st.best is None:
             raise MappingError(_no_mapping_reason(spec, space, st, small), file=spec_label(spec))
     starts = list(initial or [])
-    if getattr(spec, "mapping", None) is not None:
+    if spec.mapping is not None:
         starts.append(spec.mapping)
     for m in starts:
         try:

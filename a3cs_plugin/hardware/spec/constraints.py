@@ -631,7 +631,7 @@ def parse_constraints(spec) -> Constraints:
     names, spaces = arch.level_names, prob.ds_names
     out = parse_targets(spec_constraints(spec), names, prob.dimensions, np.array(prob.sizes, dtype=np.int64),
                         spaces, "constraints", spec.source, arch.compute.name)
-    mapping = getattr(spec, "mapping", None)
+    mapping = spec.mapping
     if mapping is not None:
         for name, lm in mapping.levels.items():
             lvl = _level_index(names, name)

@@ -74,7 +74,7 @@ def apply_frontend(arch, problem, file: str, semantics: str | None = None) -> No
     if semantics not in CHOICES:
         raise SpecError(f"unknown split semantics {semantics!r}", key="A3CS_SPLIT_SEMANTICS",
                         expected=" or ".join(CHOICES))
-    if semantics == "literal" or getattr(arch, "version", "0.4") != "0.4":
+    if semantics == "literal" or arch.version != "0.4":
         return
     dims = list(problem.dimensions)
     sizes = dict(problem.instance)

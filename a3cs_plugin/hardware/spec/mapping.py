@@ -261,7 +261,7 @@ def resolved_to_list(spec, r) -> list:
                     "permutation": "".join(dims[k] for k in r.perm[li]) if all(len(x) == 1 for x in dims)
                     else " ".join(dims[k] for k in r.perm[li])})
         if lv.fanout_x * lv.fanout_y > 1:
-            so = list(r.sorder[li]) if getattr(r, "sorder", None) else list(range(len(dims)))
+            so = list(r.sorder[li]) if r.sorder else list(range(len(dims)))
             xs = [k for k in so if r.spatial_x[li][k] > 1]
             ys = [k for k in so if r.spatial_y[li][k] > 1 and k not in xs]
             rest = [k for k in so if k not in xs and k not in ys]

@@ -59,8 +59,8 @@ def label_one(task: LabelTask) -> dict:
         r = res.result
         rec.update(energy_pJ=float(r.energy_pJ), cycles=float(r.cycles),
                    area_um2=None if r.area_um2 is None else float(r.area_um2),
-                   search_seconds=float(getattr(res, "search_seconds", 0.0)),
-                   evaluated=int(getattr(res, "evaluated", 0)), stopped=str(getattr(res, "stopped", "")))
+                   search_seconds=float(res.search_seconds), evaluated=int(res.evaluated),
+                   stopped=str(res.stopped))
     except A3CSError as exc:
         rec["error"] = str(exc)
     rec["wall_s"] = round(time.perf_counter() - t0, 4)

@@ -58,12 +58,14 @@ def layer_features(problem: Mapping) -> np.ndarray:
     """Feature vector (float32, ``NUM_FEATURES`` entries, order ``FEATURE_NAMES``)."""
     d = layer_dims(problem)
     g, n, c, m, p, q, r, s = d["G"], d["N"], d["C"], d["M"], d["P"], d["Q"], d["R"], d["S"]
-    h = (p - 1) * d["Wstride"] + (r - 1) * d["Wdilation"] + 1
-    w = (q - 1) * d["Hstride"] + (s - 1) * d["Hdilation"] + 1
+    # input extent, as Timeloop's CNN layer pairs them: P, R, Wstride along the width; Q, S,
+    # Hstride along the height
+    in_w = (p - 1) * d["Wstride"] + (r - 1) * d["Wdilation"] + 1
+    in_h = (q - 1) * d["Hstride"] + (s - 1) * d["Hdilation"] + 1
     macs = g * n * c * m * p * q * r * s
     vals = [math.log2(d[k]) for k in DIMS] + [
         float(d["Hstride"]), float(d["Wstride"]), math.log2(macs),
-        math.log2(g * c * m * r * s), math.log2(g * n * c * h * w), math.log2(g * n * m * p * q),
+        math.log2(g * c * m * r * s), math.log2(g * n * c * in_h * in_w), math.log2(g * n * m * p * q),
         1.0 if (g > 1 and c == 1 and m == 1) else 0.0,
     ]
     return np.asarray(vals, dtype=np.float32)

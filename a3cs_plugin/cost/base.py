@@ -8,7 +8,8 @@ expectation over ops under ``softmax(alpha)``, plus the fixed layers (stem and h
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -24,6 +25,9 @@ METRICS = ("latency", "energy", "edp")
 #: and beta live with the supernet (on a GPU in a GPU search); their probabilities are moved here
 #: with ``.to`` (differentiable), so the cost's gradient flows back to them on their device.
 COST_DEVICE = torch.device("cpu")
+
+if TYPE_CHECKING:   # the design-space type of the plugin contract
+    from a3cs_plugin.hardware.space.design import DesignSpace
 
 
 def to_cost_device(probs: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,7 +67,7 @@ class CostModel(nn.Module):
         """(Expected) clock period; ``1 / clock_hz`` unless the model knows better."""
         return torch.tensor(1.0 / self.clock_hz)
 
-    def design_space(self) -> Any:
+    def design_space(self) -> "DesignSpace | None":
         """The template's :class:`~a3cs_plugin.hardware.space.DesignSpace` (renders a point as a
         Timeloop spec, gives its area), or ``None`` for a model without one: then the search
         reports the surrogate's numbers only (no ``accelerator.yaml``, no mapper re-costing)."""
@@ -72,7 +76,7 @@ class CostModel(nn.Module):
     def pinned(self) -> dict[str, Any]:
         """Parameters held at one value during the search (template ``search: false``)."""
         space = self.design_space()
-        return dict(space.pinned()) if space is not None and hasattr(space, "pinned") else {}
+        return dict(space.pinned()) if space is not None else {}
 
     def min_area_mm2(self, fixed: Mapping[str, Any] | None = None) -> float | None:
         """Smallest area any design with ``fixed`` values can have (feasibility of a budget);

@@ -27,6 +27,22 @@ def _lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
+def _kill_when(cmd, ready, hash_seed: int, timeout: float = 300) -> None:
+    """Run ``cmd`` in its own process group and SIGKILL it as soon as ``ready()`` is true."""
+    proc = subprocess.Popen(cmd, env=_env(hash_seed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + timeout
+        while not ready() and time.time() < deadline:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 @pytest.mark.slow
 def test_fit_surrogate_killed_while_labelling_resumes_to_the_same_surrogate(tmp_path):
     """kill -9 part-way through the labels, run the same command again: it labels only what is
@@ -42,18 +58,7 @@ def test_fit_surrogate_killed_while_labelling_resumes_to_the_same_surrogate(tmp_
     assert ref.returncode == 0, ref.stderr[-2000:]
     assert "labels/s" in ref.stderr          # not a terminal: progress lines with rate and ETA
     cache = tmp_path / "run.jsonl"
-    proc = subprocess.Popen(cmd(tmp_path / "run.pt", cache), env=_env(2), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 300
-        while _lines(cache) < 15 and time.time() < deadline:
-            assert proc.poll() is None, "labelling finished before it could be killed"
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    _kill_when(cmd(tmp_path / "run.pt", cache), lambda: _lines(cache) >= 15, hash_seed=2)
     done = _lines(cache)
     assert 15 <= done < 50 and not (tmp_path / "run.pt").exists()
     again = subprocess.run(cmd(tmp_path / "run.pt", cache), env=_env(3), capture_output=True, text=True,
@@ -93,19 +98,7 @@ def test_retrain_killed_then_resumed_equals_the_uninterrupted_retrain(tmp_path):
     args = ["--frames", "5120", "--episodes", "1"]
     assert main(["retrain", str(run), *args]) == 0
     marker = other / "retrain" / "checkpoints" / "last.pt"
-    proc = subprocess.Popen(A3CS + ["retrain", str(other), *args], env=_env(5), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 300
-        while not marker.exists() and time.time() < deadline:
-            assert proc.poll() is None, "retrain ended before its first checkpoint"
-            time.sleep(0.05)
-        time.sleep(0.2)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    _kill_when(A3CS + ["retrain", str(other), *args], marker.exists, hash_seed=5)
     assert not (other / "retrain" / "report.json").exists()
     t = time.time()
     assert main(["retrain", str(other), *args, "--resume"]) == 0

@@ -296,8 +296,9 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
         for name, model in [*((n, m) for n, (_, m) in agents.items()), *zoo.items()]:
             r = evaluate(model, game, f["episodes"], seed=30_000)
             ev[name] = (r.mean, r.std)
-        for name, model in zoo.items():
-            probs = problems_from_module(model, torch.zeros((1, 4, 84, 84), dtype=torch.uint8), prefix="zoo")
+        def on_baselines(name, model):
+            """``name`` (scored ``ev[name]``) costed on each hand-designed baseline."""
+            probs = problems_from_module(model, torch.zeros((1, 4, 84, 84), dtype=torch.uint8), prefix="agent")
             for spec in BASELINE_SPECS:
                 res = evaluate_network([arch_spec(spec)], probs, metric="edp", time_limit=1.0,
                                        max_evaluations=300 if b["name"] == "tiny" else 3000,
@@ -305,6 +306,9 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
                 pts.append({"kind": spec, "label": f"{name} on {spec}", "agent": name, "score": ev[name][0],
                             "std": ev[name][1], "fps": res.fps, "energy_mJ": res.energy_pJ * 1e-9,
                             "area_mm2": (res.area_um2 / 1e6) if res.area_um2 else None, "accelerator": spec})
+
+        for name, model in zoo.items():
+            on_baselines(name, model)
         for name, (src, model) in agents.items():
             run = base / f"das_{name}"
             cfg = _search_cfg(b, "fig3", game, agent=src, search={"das_steps": f["das_steps"]},
@@ -315,14 +319,7 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
             pts.append({"kind": "DAS", "label": f"{name} on DAS accelerator", "agent": name, "score": ev[name][0],
                         "std": ev[name][1], "fps": d["fps"], "energy_mJ": d.get("energy_mJ"),
                         "area_mm2": d.get("area_mm2"), "accelerator": "DAS", "run": str(run.relative_to(out))})
-            probs = problems_from_module(model, torch.zeros((1, 4, 84, 84), dtype=torch.uint8), prefix=name)
-            for spec in BASELINE_SPECS:
-                res = evaluate_network([arch_spec(spec)], probs, metric="edp", time_limit=1.0,
-                                       max_evaluations=300 if b["name"] == "tiny" else 3000,
-                                       cache=base / "baseline_cache.json")
-                pts.append({"kind": spec, "label": f"{name} on {spec}", "agent": name, "score": ev[name][0],
-                            "std": ev[name][1], "fps": res.fps, "energy_mJ": res.energy_pJ * 1e-9,
-                            "area_mm2": (res.area_um2 / 1e6) if res.area_um2 else None, "accelerator": spec})
+            on_baselines(name, model)
         _mark_pareto(pts)
         points[game] = pts
     teacher_fps = {g: next(p["fps"] for p in ps if p["kind"] == "dnnbuilder_like" and p["agent"] == "nature_cnn")
@@ -401,57 +398,47 @@ def _plt():
     return plt
 
 
-def _plot_fig1(out: Path, result: dict) -> None:
+def _plot_curves(out: Path, result: dict, fig_name: str, *, xlabel: str, ylabel: str, title: str) -> None:
+    """One panel per game, one line per agent / scheme: mean over its runs (seeds) with a +- std
+    band; the teacher and random references as horizontal lines when the result has them."""
     plt = _plt()
     games = list(result["curves"])
     fig, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 3.8), squeeze=False)
     for ax, game in zip(axes[0], games):
-        for agent, runs in result["curves"][game].items():
-            runs = [r for r in runs if r]
-            if not runs:
-                continue
-            xs = [p["frames"] for p in runs[0]]
-            ms = [sum(r[i]["score"] for r in runs if i < len(r)) / len(runs) for i in range(len(xs))]
-            ax.plot(xs, ms, marker="o", label=agent)
-        ax.set_title(game)
-        ax.set_xlabel("emulator frames")
-        ax.set_ylabel("test score")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"Fig. 1 ({result['budget']['name']} budget): training the zoo agents with PPO")
-    fig.tight_layout()
-    fig.savefig(out / "fig1.png", dpi=120)
-    plt.close(fig)
-
-
-def _plot_fig2(out: Path, result: dict) -> None:
-    plt = _plt()
-    games = list(result["curves"])
-    fig, axes = plt.subplots(1, len(games), figsize=(5 * len(games), 3.8), squeeze=False)
-    for ax, game in zip(axes[0], games):
-        for scheme, runs in result["curves"][game].items():
+        for name, runs in result["curves"][game].items():
             runs = [r for r in runs if r]
             if not runs:
                 continue
             n = min(len(r) for r in runs)
             xs = [runs[0][i]["frames"] for i in range(n)]
             stats = [_mean_std([r[i]["score"] for r in runs]) for i in range(n)]
-            m = [s[0] for s in stats]
-            sd = [s[1] for s in stats]
-            ax.plot(xs, m, marker="o", label=f"{scheme} ({len(runs)} seeds)")
-            ax.fill_between(xs, [a - c for a, c in zip(m, sd)], [a + c for a, c in zip(m, sd)], alpha=0.2)
-        ref = result["references"][game]
-        ax.axhline(ref["teacher"], color="k", ls="--", lw=1, label="teacher")
-        ax.axhline(ref["random"], color="gray", ls=":", lw=1, label="random")
+            m, sd = [st[0] for st in stats], [st[1] for st in stats]
+            ax.plot(xs, m, marker="o", label=f"{name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+            if len(runs) > 1:
+                ax.fill_between(xs, [a - c for a, c in zip(m, sd)], [a + c for a, c in zip(m, sd)], alpha=0.2)
+        ref = result.get("references", {}).get(game)
+        if ref:
+            ax.axhline(ref["teacher"], color="k", ls="--", lw=1, label="teacher")
+            ax.axhline(ref["random"], color="gray", ls=":", lw=1, label="random")
         ax.set_title(game)
-        ax.set_xlabel("emulator frames of the search")
-        ax.set_ylabel("test score (mean ± std over seeds)")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"Fig. 2 ({result['budget']['name']} budget): Direct-NAS vs A3C-S one-/bi-level")
+    fig.suptitle(f"{title} ({result['budget']['name']} budget)")
     fig.tight_layout()
-    fig.savefig(out / "fig2.png", dpi=120)
+    fig.savefig(out / f"{fig_name}.png", dpi=120)
     plt.close(fig)
+
+
+def _plot_fig1(out: Path, result: dict) -> None:
+    _plot_curves(out, result, "fig1", xlabel="emulator frames", ylabel="test score",
+                 title="Fig. 1: training the zoo agents with PPO")
+
+
+def _plot_fig2(out: Path, result: dict) -> None:
+    _plot_curves(out, result, "fig2", xlabel="emulator frames of the search",
+                 ylabel="test score (mean ± std over seeds)", title="Fig. 2: Direct-NAS vs A3C-S one-/bi-level")
 
 
 _MARKERS = {"A3C-S": ("*", "tab:red"), "DAS": ("s", "tab:blue"), "dnnbuilder_like": ("^", "tab:green"),

@@ -59,8 +59,12 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "games": ["Pong", "Breakout"],
         "fig1": {"agents": list(ZOO_AGENTS), "frames": 1_000_000, "checkpoints": 5, "episodes": 10,
                  "seeds": [1], "hp": {"precision": "bf16"}},
-        "fig2": {"frames": 131_072, "seeds": [1, 2], "epochs": 8, "episodes": 10, "num_cells": 14, "hp": {}},
-        "fig3": {"lambdas": [0.05, 0.5, 2.0], "frames": 131_072, "finetune": 1_048_576, "episodes": 30,
+        # 131k search frames left every scheme at the random agent's score (-20 on Pong, measured):
+        # the derived agent needs about 1M frames of distillation to start playing
+        "fig2": {"frames": 1_048_576, "seeds": [1, 2], "epochs": 16, "episodes": 10, "num_cells": 14, "hp": {}},
+        # the outcome benchmark's derived agent reached 0.84 of the teacher's normalized score
+        # after 4M fine-tune frames (0.94 after 8M)
+        "fig3": {"lambdas": [0.05, 0.5, 2.0], "frames": 262_144, "finetune": 4_194_304, "episodes": 30,
                  "num_cells": 14, "epochs": 8, "das_steps": 400, "student_frames": 1_048_576, "hp": {}},
     },
     "full": {

@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run        create .venv, install, run the default co-search example"
-	@echo "make test       create .venv, install, run every test (~5 min on 2 cores)"
+	@echo "make test       create .venv, install, run every test (~11 min on 2 cores)"
 	@echo "make test-fast  the tests without those marked slow"
 	@echo "make test-long  the benchmarks with their targets (= make bench)"
 
@@ -52,7 +52,7 @@ ssh-server:
 run: $(STAMP)
 	$(VENV)/bin/a3cs run-example
 
-# Every test, the real nnictl experiment and kill/--resume runs included (~5 min on 2 cores).
+# Every test, the real nnictl experiment and kill/--resume runs, the remote-SSH NNI experiment and the reproduce commands included (~11 min on 2 cores).
 test: $(STAMP) ssh-server
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q $(PYTEST_ARGS)
 

@@ -423,3 +423,30 @@ def test_one_constraint_parser_for_mapper_and_model(tmp_path):
         build_mapspace(spec)
     from a3cs_plugin.hardware.spec.mapping import Mapping
     assert evaluate(spec, Mapping(), check=False).computes == spec.problem.computes
+
+
+def test_a_new_timeloop_constraint_touches_only_the_constraint_tables(tmp_path, monkeypatch):
+    """Adding a Timeloop constraint is its key in ``ALLOWED_KEYS``, a row of ``FLAG_KEYS`` and a
+    field of the typed ``ModelFlags`` -- all in spec/constraints.py -- plus the reader that uses
+    it.  Done here at run time with a made-up model flag: a constraint file sets it, the one
+    parser fills it, and nothing else had to change."""
+    import dataclasses
+
+    from a3cs_plugin.hardware.spec import constraints as C
+    from a3cs_plugin.hardware.spec import load_spec, parse_constraints
+    monkeypatch.setitem(C.ALLOWED_KEYS, "temporal", C.ALLOWED_KEYS["temporal"] | {"no_demo_reuse"})
+    monkeypatch.setitem(C.FLAG_KEYS, "no_demo_reuse", ("temporal", ("no_demo_reuse",)))
+    flags = dataclasses.make_dataclass("ModelFlags", [("no_demo_reuse", np.ndarray)], bases=(C.ModelFlags,))
+    monkeypatch.setattr(C, "ModelFlags", flags)
+    inputs, c = _conv1d_inputs()
+    targets = [{"target": "GlobalBuffer", "type": "temporal", "no_demo_reuse": ["Weights"]}]
+    spec = load_spec(inputs + [_constraints_file(tmp_path, targets)], ert=REF / c["ert"])
+    cons = parse_constraints(spec)
+    glb = spec.arch.level_names.index("GlobalBuffer")
+    assert cons.flags.no_demo_reuse[glb].tolist() == [n == "Weights" for n in spec.problem.ds_names]
+    assert not cons.flags.no_demo_reuse[[i for i in range(len(spec.arch.level_names)) if i != glb]].any()
+    cons.map_space()                          # the map space is untouched by a model-only flag
+    # without its table row the same key is refused with one line naming it
+    monkeypatch.setitem(C.ALLOWED_KEYS, "temporal", C.ALLOWED_KEYS["temporal"] - {"no_demo_reuse"})
+    with pytest.raises(Exception, match="no_demo_reuse"):
+        load_spec(inputs + [_constraints_file(tmp_path, targets)], ert=REF / c["ert"])

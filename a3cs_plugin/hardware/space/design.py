@@ -25,6 +25,7 @@ import numpy as np
 from ...errors import ConfigError
 from ...paths import template_dir
 from ..spec.arch import parse_architecture
+from ..spec.yamlio import iter_nodes
 from ..spec.yamlio import read_text as _read_text
 from .template import dump_yaml, load_yaml_text, substitute
 
@@ -316,11 +317,6 @@ class DesignSpace:
 
 def _walk_nodes(arch):
     """Every node body (dict) of a v0.4 architecture tree, Parallel children included."""
-    if not isinstance(arch, dict):
-        return
-    for node in arch.get("nodes") or []:
-        if isinstance(node, dict):
-            yield node
-            yield from _walk_nodes(node)
+    return (body for _, body in iter_nodes(arch))
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ...errors import ConfigError, SpecError
-from ..spec.yamlio import KNOWN_TOP_KEYS, TaggedNode, read_text
+from ..spec.yamlio import KNOWN_TOP_KEYS, iter_nodes, read_text
 from .design import CARRIED_SECTIONS as CARRIED_KEYS
 from .template import dump_yaml, load_yaml_text
 
@@ -100,23 +100,9 @@ def _merge(paths: list[str]) -> tuple[dict, dict]:
     return merged, origin
 
 
-def _body(node) -> dict | None:
-    return node if isinstance(node, dict) else None
-
-
-def _tag(node) -> str:
-    return "!" + node.tag if isinstance(node, TaggedNode) else "!Component"
-
-
 def _nodes(arch_body: dict):
     """Every (tag, body) of a v0.4 architecture, outermost first, Parallel branches in order."""
-    for node in arch_body.get("nodes") or []:
-        body = _body(node)
-        if body is None:
-            continue
-        yield _tag(node), body
-        if body.get("nodes"):
-            yield from _nodes(body)
+    return iter_nodes(arch_body)
 
 
 # --------------------------------------------------------------------------------------- choices

@@ -48,6 +48,20 @@ class TaggedNode(dict):
         return f"TaggedNode({self.tag!r}, {dict.__repr__(self)})"
 
 
+def iter_nodes(tree: dict):
+    """Every node of a raw v0.4 architecture tree as ``(tag, body)``, outermost first, children
+    (``!Container`` / ``!Parallel`` branches) right after their parent; ``tag`` is ``!Component``
+    for an untagged node.  The one walker over the YAML tree (the parsed tree is walked by
+    :mod:`a3cs_plugin.hardware.spec.arch`)."""
+    if not isinstance(tree, dict):
+        return
+    for node in tree.get("nodes") or []:
+        if not isinstance(node, dict):
+            continue
+        yield ("!" + node.tag if isinstance(node, TaggedNode) else "!Component"), node
+        yield from iter_nodes(node)
+
+
 class _Loader(yaml.SafeLoader):
     pass
 

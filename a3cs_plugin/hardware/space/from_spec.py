@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ...errors import ConfigError, SpecError
-from ..spec.yamlio import KNOWN_TOP_KEYS, iter_nodes, read_text
+from ..spec.yamlio import KNOWN_TOP_KEYS, iter_nodes, merge_section, read_text
 from .design import CARRIED_SECTIONS as CARRIED_KEYS
 from .template import dump_yaml, load_yaml_text
 
@@ -82,20 +82,7 @@ def _merge(paths: list[str]) -> tuple[dict, dict]:
     origin: dict = {}
     for path in paths:
         for key, value in _read(path).items():
-            if key in merged and isinstance(merged[key], dict) and isinstance(value, dict):
-                new = dict(merged[key])
-                for k2, v2 in value.items():
-                    if k2 in new and isinstance(new[k2], list) and isinstance(v2, list):
-                        new[k2] = new[k2] + v2
-                    elif k2 in new and isinstance(new[k2], dict) and isinstance(v2, dict):
-                        new[k2] = {**new[k2], **v2}
-                    else:
-                        new[k2] = v2
-                merged[key] = new
-            elif key in merged and isinstance(merged[key], list) and isinstance(value, list):
-                merged[key] = merged[key] + value
-            else:
-                merged[key] = value
+            merged[key] = merge_section(merged[key], value) if key in merged else value
             origin[key] = f"{origin[key]},{path}" if key in origin else str(path)
     return merged, origin
 

@@ -48,6 +48,25 @@ class TaggedNode(dict):
         return f"TaggedNode({self.tag!r}, {dict.__repr__(self)})"
 
 
+def merge_section(old, new):
+    """A top-level section given by two files, as Timeloop merges its inputs: lists concatenate;
+    mappings merge key by key (lists inside concatenate, mappings inside update); otherwise the
+    later file wins."""
+    if isinstance(old, list) and isinstance(new, list):
+        return old + new
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = dict(old)
+        for k, v in new.items():
+            if k in out and isinstance(out[k], list) and isinstance(v, list):
+                out[k] = out[k] + v
+            elif k in out and isinstance(out[k], dict) and isinstance(v, dict):
+                out[k] = {**out[k], **v}
+            else:
+                out[k] = v
+        return out
+    return new
+
+
 def iter_nodes(tree: dict):
     """Every node of a raw v0.4 architecture tree as ``(tag, body)``, outermost first, children
     (``!Container`` / ``!Parallel`` branches) right after their parent; ``tag`` is ``!Component``
@@ -157,21 +176,7 @@ def merge_sources(sources) -> tuple[dict, dict]:
                 raise SpecError("unknown top-level key", file=name, key=str(key),
                                 expected="one of " + ", ".join(sorted(KNOWN_TOP_KEYS)))
             if key in merged and merged[key] is not None and value is not None:
-                old = merged[key]
-                if isinstance(old, list) and isinstance(value, list):
-                    merged[key] = old + value
-                elif isinstance(old, dict) and isinstance(value, dict):
-                    new = dict(old)
-                    for k2, v2 in value.items():
-                        if k2 in new and isinstance(new[k2], list) and isinstance(v2, list):
-                            new[k2] = new[k2] + v2
-                        elif k2 in new and isinstance(new[k2], dict) and isinstance(v2, dict):
-                            new[k2] = {**new[k2], **v2}
-                        else:
-                            new[k2] = v2
-                    merged[key] = new
-                else:
-                    merged[key] = value
+                merged[key] = merge_section(merged[key], value)
                 origin[key] = origin[key] + "," + name
             else:
                 merged[key] = value

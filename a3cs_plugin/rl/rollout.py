@@ -169,8 +169,11 @@ class RolloutCollector:
         # one autocast region for the whole rollout: the bf16 copies of the (unchanging) weights
         # are made once per rollout instead of once per step
         with autocast(self.precision, self.device):
-            for t in range(self.num_steps):
-                self._observe(t, *self.env.step(self._act(model, t)))
+            if getattr(self.env, "num_groups", 1) > 1:
+                self._collect_pipelined(model)
+            else:
+                for t in range(self.num_steps):
+                    self._observe(t, *self.env.step(self._act(model, t)))
             self.steps += self.num_steps * self.num_envs
             self._last_obs.copy_(self.next_obs)
             _, last_value = model(self._last_obs)
@@ -180,33 +183,50 @@ class RolloutCollector:
                        to_device(self._rewards, dev), to_device(self._dones, dev),
                        last_value.float().to(dev, copy=True), to_device(self.next_done, dev))
 
-    def _act(self, model: nn.Module, t: int) -> np.ndarray:
-        """Step ``t``'s frames to the device (once, uint8), the network's forward, actions
-        sampled on the CPU into the preallocated buffers; returns the actions for the emulator."""
-        obs = self._obs[t]
-        obs.copy_(self.next_obs)
-        self._dones[t].copy_(self.next_done)
+    def _collect_pipelined(self, model: nn.Module) -> None:
+        """The rollout on a :class:`~a3cs_plugin.rl.envs.GroupedVectorEnv`: each group's step is
+        sent as soon as its actions are sampled, and the network then runs on the next group
+        while the emulator advances this one.  Per env, the same observations, actions and
+        random draws in the same order as the one-batch loop (actions are sampled group after
+        group from one generator, rows in env order)."""
+        env, last = self.env, self.num_steps - 1
+        for t in range(self.num_steps):
+            for g, rows in enumerate(env.slices):
+                if t > 0:
+                    self._observe(t - 1, *env.recv(g), rows=rows)
+                env.send(g, self._act(model, t, rows))
+        for g, rows in enumerate(env.slices):
+            self._observe(last, *env.recv(g), rows=rows)
+
+    def _act(self, model: nn.Module, t: int, rows: slice = slice(None)) -> np.ndarray:
+        """Step ``t``'s frames (of the envs ``rows``) to the device (once, uint8), the network's
+        forward, actions sampled on the CPU into the preallocated buffers; returns the actions
+        for the emulator."""
+        obs = self._obs[t, rows]
+        obs.copy_(self.next_obs[rows])
+        self._dones[t, rows].copy_(self.next_done[rows])
         logits, value = model(obs)
         action, logp = sample_actions(logits.to("cpu"), self.generator)
-        self._actions[t].copy_(action)
-        self._logprobs[t].copy_(logp)
-        self._values[t].copy_(value)
-        return self._actions_np[t]
+        self._actions[t, rows].copy_(action)
+        self._logprobs[t, rows].copy_(logp)
+        self._values[t, rows].copy_(value)
+        return self._actions_np[t, rows]
 
-    def _observe(self, t: int, nobs, rew, term, trunc, info) -> None:
-        """The emulator's answer to step ``t``, written in place."""
-        self._rewards_np[t] = rew
-        self.next_obs.copy_(torch.from_numpy(nobs))
-        np.logical_or(term, trunc, out=self._next_done_np, casting="unsafe")
-        self._track(self._rewards_np[t], np.asarray(term), np.asarray(trunc),
-                    np.asarray(info["lives"]))
+    def _observe(self, t: int, nobs, rew, term, trunc, info, rows: slice = slice(None)) -> None:
+        """The emulator's answer to step ``t`` (for the envs ``rows``), written in place."""
+        self._rewards_np[t, rows] = rew
+        self.next_obs[rows].copy_(torch.from_numpy(nobs))
+        np.logical_or(term, trunc, out=self._next_done_np[rows], casting="unsafe")
+        self._track(self._rewards_np[t, rows], np.asarray(term), np.asarray(trunc),
+                    np.asarray(info["lives"]), rows)
 
-    def _track(self, rew, term, trunc, lives) -> None:
-        self._ep_ret += rew
-        self._ep_len += self.frame_skip
-        game_over = trunc | (term & (lives >= self._lives))
-        for i in np.flatnonzero(game_over):
+    def _track(self, rew, term, trunc, lives, rows: slice = slice(None)) -> None:
+        off = rows.start or 0
+        self._ep_ret[rows] += rew
+        self._ep_len[rows] += self.frame_skip
+        game_over = trunc | (term & (lives >= self._lives[rows]))
+        for i in np.flatnonzero(game_over) + off:
             self.episodes.append((float(self._ep_ret[i]), int(self._ep_len[i])))
             self._ep_ret[i] = 0.0
             self._ep_len[i] = 0
-        self._lives = lives.copy()
+        self._lives[rows] = lives

@@ -2,6 +2,7 @@
 teacher, the real surrogate and mapper; each writes figN.png/.md/.json and resumes."""
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -20,6 +21,10 @@ def _files(out, fig):
     return json.loads((out / f"{fig}.json").read_text())
 
 
+def _no_games(*a, **k):
+    raise AssertionError("a finished figure replayed games")
+
+
 @pytest.mark.slow
 def test_fig1_tiny(out):
     assert main(["reproduce", "fig1", "--budget", "tiny", "--out", str(out)]) == 0
@@ -34,7 +39,7 @@ def test_fig1_tiny(out):
 
 
 @pytest.mark.slow
-def test_fig2_tiny_three_schemes_two_seeds(out):
+def test_fig2_tiny_three_schemes_two_seeds(out, monkeypatch):
     assert main(["reproduce", "fig2", "--budget", "tiny", "--out", str(out)]) == 0
     res = _files(out, "fig2")
     curves = res["curves"]["Pong"]
@@ -44,14 +49,17 @@ def test_fig2_tiny_three_schemes_two_seeds(out):
         assert len(runs) == 2 and runs[0] == runs[1] == [1024, 2048], scheme     # matched frames, 2 seeds
     ref = res["references"]["Pong"]
     assert ref["teacher"] > ref["random"]          # the shipped teacher beats a random agent
-    # a finished figure is redrawn from its runs with --resume, refused without it
+    # a finished figure is redrawn from its runs with --resume (no game replayed: the teacher and
+    # random scores are kept in the run directory), refused without it
+    monkeypatch.setattr(importlib.import_module("a3cs_plugin.rl.evaluate"), "evaluate", _no_games)
     assert main(["reproduce", "fig2", "--budget", "tiny", "--out", str(out), "--resume"]) == 0
+    assert json.loads((out / "fig2.json").read_text())["references"] == res["references"]
     assert main(["reproduce", "fig2", "--budget", "tiny", "--out", str(out)]) == 2
     assert main(["reproduce", "fig2", "--budget", "cpu", "--out", str(out), "--resume"]) == 2
 
 
 @pytest.mark.slow
-def test_fig3_tiny_pairs_das_and_baselines(out):
+def test_fig3_tiny_pairs_das_and_baselines(out, monkeypatch):
     assert main(["reproduce", "fig3", "--budget", "tiny", "--out", str(out)]) == 0
     res = _files(out, "fig3")
     pts = res["points"]["Pong"]
@@ -68,6 +76,11 @@ def test_fig3_tiny_pairs_das_and_baselines(out):
     teacher = [p for p in pts if p["agent"] == "nature_cnn"]
     assert len({p["score"] for p in teacher}) == 1 and len({round(p["fps"]) for p in teacher}) == 3
     assert "9.62" in res["hardware_budget"]
+    # redrawn from the finished runs and the kept scores, no game replayed; the same points
+    monkeypatch.setattr(importlib.import_module("a3cs_plugin.rl.evaluate"), "evaluate", _no_games)
+    assert main(["reproduce", "fig3", "--budget", "tiny", "--out", str(out), "--resume"]) == 0
+    again = json.loads((out / "fig3.json").read_text())["points"]["Pong"]
+    assert [(p["label"], p["score"], p["fps"]) for p in again] == [(p["label"], p["score"], p["fps"]) for p in pts]
 
 
 def test_reproduce_bad_input_is_one_line():

@@ -179,7 +179,8 @@ def register(sub) -> None:
     p.add_argument("--budget", default="cpu", choices=("tiny", "cpu", "full"),
                    help="tiny: seconds (tests); cpu: a few hours per game on 2 cores; full: the paper's "
                         "scale (10M frames, 4 games, 3 seeds; GPU)")
-    p.add_argument("--games", nargs="+", help="games (default: the budget's; each needs a shipped teacher)")
+    p.add_argument("--games", nargs="+", help="games (default: the budget's; each needs a shipped teacher); "
+                   "with --resume they are added to the games already in --out, and the figure shows all")
     p.add_argument("--out", required=True, help="directory of the runs and of figN.png/.md/.json")
     p.add_argument("--resume", action="store_true", help="continue an interrupted reproduce run in --out")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")

@@ -60,8 +60,11 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "fig1": {"agents": list(ZOO_AGENTS), "frames": 1_000_000, "checkpoints": 5, "episodes": 10,
                  "seeds": [1], "hp": {"precision": "bf16"}},
         # 131k search frames left every scheme at the random agent's score (-20 on Pong, measured):
-        # the derived agent needs about 1M frames of distillation to start playing
-        "fig2": {"frames": 1_048_576, "seeds": [1, 2], "epochs": 16, "episodes": 10, "num_cells": 14, "hp": {}},
+        # the derived agent needs about 1M frames of distillation to start playing.  6 cells, not
+        # the paper's 14: a 14-cell single-path search trains 217 frames per CPU-second here
+        # (random paths of MBConv ops, memory-bound), 6 cells 652 (benchmarks/supernet_cost.py,
+        # fp32), so the six searches of a game take about 2.7 h instead of 8 h
+        "fig2": {"frames": 1_048_576, "seeds": [1, 2], "epochs": 16, "episodes": 10, "num_cells": 6, "hp": {}},
         # the outcome benchmark's derived agent reached 0.84 of the teacher's normalized score
         # after 4M fine-tune frames (0.94 after 8M)
         "fig3": {"lambdas": [0.05, 0.5, 2.0], "frames": 262_144, "finetune": 4_194_304, "episodes": 30,
@@ -215,7 +218,7 @@ def run_fig2(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
                 pts = [{"frames": h["frames"], "score": h["test_score"], "std": h["test_score_std"]}
                        for h in hist if "test_score" in h]
                 curves[game].setdefault(scheme, []).append(pts)
-    refs = {game: _references(game, f["episodes"]) for game in b["games"]}
+    refs = {game: _references(game, f["episodes"], out / "fig2" / game / "scores.json") for game in b["games"]}
     result = {"figure": "fig2", "budget": _budget_note(b, "fig2"), "curves": curves, "references": refs}
     _plot_fig2(out, result)
     rows = ["| game | scheme | frames | final test score (mean ± std over seeds) | seeds |", "|---|---|---:|---:|---:|"]
@@ -231,21 +234,16 @@ def run_fig2(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
     return result
 
 
-def _references(game: str, episodes: int) -> dict[str, float]:
-    """Teacher and uniform-random scores under the figure's protocol (cached per game)."""
+def _references(game: str, episodes: int, cache: Path) -> dict[str, float]:
+    """Teacher and uniform-random scores under the figure's protocol (kept in ``cache``)."""
     from a3cs_plugin.rl.envs import env_spec
     from a3cs_plugin.rl.evaluate import evaluate, random_agent
-    from a3cs_plugin.rl.teacher import load_teacher
-    key = (game, episodes)
-    if key not in _REF_CACHE:
-        t = evaluate(load_teacher(game), game, episodes, seed=20_000)
-        r = evaluate(random_agent(env_spec(game).num_actions), game, episodes, seed=20_000)
-        _REF_CACHE[key] = {"teacher": t.mean, "teacher_std": t.std, "random": r.mean, "random_std": r.std,
-                           "episodes": episodes}
-    return _REF_CACHE[key]
-
-
-_REF_CACHE: dict = {}
+    from a3cs_plugin.rl.teacher import load_teacher, teacher_path
+    t = _scored(cache, f"teacher {game}", teacher_path(_teacher_name(game)), episodes,
+                lambda: evaluate(load_teacher(game), game, episodes, seed=20_000))
+    r = _scored(cache, f"random {game}", None, episodes,
+                lambda: evaluate(random_agent(env_spec(game).num_actions), game, episodes, seed=20_000))
+    return {"teacher": t[0], "teacher_std": t[1], "random": r[0], "random_std": r[1], "episodes": episodes}
 
 
 # ------------------------------------------------------------------------------------ Fig. 3
@@ -289,17 +287,20 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
             log(f"a3cs reproduce fig3: {game} ResNet-14 distilled from the teacher, "
                 f"{f['student_frames']:,} frames -> {student}")
             train(scfg, student, resume=ck.exists(), progress=progress, log=log)
+        from a3cs_plugin.rl.teacher import teacher_path
         agents = {"nature_cnn": ("teacher", load_teacher(game)), "resnet14": (str(ck), load_agent(student)[0])}
+        files = {"nature_cnn": teacher_path(_teacher_name(game)), "resnet14": ck}
         # zoo agents trained by fig1 in the same --out: on the hand-designed baselines too
         zoo = {}
         for name in ZOO_AGENTS:
             run1 = out / "fig1" / game / f"{name}_s1"
             if (run1 / "checkpoints" / "last.pt").is_file():
                 zoo[f"{name} (fig1 PPO)"] = load_agent(run1)[0]
+                files[f"{name} (fig1 PPO)"] = run1 / "checkpoints" / "last.pt"
         ev = {}
         for name, model in [*((n, m) for n, (_, m) in agents.items()), *zoo.items()]:
-            r = evaluate(model, game, f["episodes"], seed=30_000)
-            ev[name] = (r.mean, r.std)
+            ev[name] = _scored(base / "scores.json", name, files[name], f["episodes"],
+                               lambda m=model: evaluate(m, game, f["episodes"], seed=30_000))
         def on_baselines(name, model):
             """``name`` (scored ``ev[name]``) costed on each hand-designed baseline."""
             probs = problems_from_module(model, torch.zeros((1, 4, 84, 84), dtype=torch.uint8), prefix="agent")
@@ -343,6 +344,26 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
     rows += ["", f"Hardware: {result['hardware_budget']}."]
     _write(out, "fig3", result, "Fig. 3: test score vs FPS", rows, b)
     return result
+
+
+def _scored(cache: Path, name: str, weights: Path | None, episodes: int, run: Callable) -> tuple[float, float]:
+    """``(mean, std)`` of ``run()`` (an evaluation), kept in ``cache`` under the agent's name,
+    weight file (path, size, mtime; ``None`` for the random agent) and episode count, so a
+    resumed or re-drawn figure does not replay the games of unchanged agents; changed weights
+    are scored again."""
+    key = f"{name}|{episodes}"
+    if weights is not None:
+        st = Path(weights).stat()
+        key += f"|{Path(weights).resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    done = json.loads(cache.read_text()) if cache.is_file() else {}
+    if key not in done:
+        r = run()
+        done[key] = [r.mean, r.std]
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps(done, indent=1))
+        tmp.replace(cache)
+    return tuple(done[key])
 
 
 def _mark_pareto(pts: list[dict]) -> None:
@@ -513,9 +534,11 @@ def reproduce(figure: str, out: str | Path, *, budget_name: str = "cpu", games: 
     elif resume and not out.is_dir():
         raise ConfigError("--resume but there is no run", file=str(out), expected="an existing reproduce --out")
     out.mkdir(parents=True, exist_ok=True)
+    # the figure covers every game run in --out: --games adds games (earlier ones come first and
+    # are read back from their finished runs)
     games_so_far = json.loads(state.read_text()).get("games", []) if state.is_file() else []
-    state.write_text(json.dumps({"budget": b["name"],
-                                 "games": games_so_far + [g for g in b["games"] if g not in games_so_far]}))
+    b["games"] = games_so_far + [g for g in b["games"] if g not in games_so_far]
+    state.write_text(json.dumps({"budget": b["name"], "games": b["games"]}))
     show = sys.stderr.isatty() if progress is None else bool(progress)
     t0 = time.time()
     result = RUNNERS[figure](out, b, resume=resume, progress=show, log=log or _log_default)

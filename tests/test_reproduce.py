@@ -76,6 +76,7 @@ def test_fig3_tiny_pairs_das_and_baselines(out, monkeypatch):
     teacher = [p for p in pts if p["agent"] == "nature_cnn"]
     assert len({p["score"] for p in teacher}) == 1 and len({round(p["fps"]) for p in teacher}) == 3
     assert "9.62" in res["hardware_budget"]
+    assert res["claim"]["Pong"]["text"] in (out / "fig3.md").read_text()
     # redrawn from the finished runs and the kept scores, no game replayed; the same points
     monkeypatch.setattr(importlib.import_module("a3cs_plugin.rl.evaluate"), "evaluate", _no_games)
     assert main(["reproduce", "fig3", "--budget", "tiny", "--out", str(out), "--resume"]) == 0
@@ -86,3 +87,18 @@ def test_fig3_tiny_pairs_das_and_baselines(out, monkeypatch):
 def test_reproduce_bad_input_is_one_line():
     assert main(["reproduce", "fig2", "--budget", "tiny", "--games", "NoSuchGame", "--out", "x"]) == 2
     assert main(["reproduce", "fig2", "--budget", "tiny", "--device", "tpu", "--out", "x"]) == 2
+
+
+def test_fig3_claim_takes_the_fastest_pair_within_one_teacher_std():
+    from a3cs_plugin.cosearch.reproduce import _claim
+    teacher = {"kind": "dnnbuilder_like", "agent": "nature_cnn", "label": "t", "score": 15.0, "std": 6.0,
+               "fps": 10_000}
+    slow = {"kind": "A3C-S", "label": "slow", "score": 14.0, "std": 5.0, "fps": 20_000}
+    fast = {"kind": "A3C-S", "label": "fast", "score": 9.5, "std": 8.0, "fps": 45_000}
+    weak = {"kind": "A3C-S", "label": "weak", "score": 8.9, "std": 8.0, "fps": 90_000}
+    c = _claim([teacher, slow, fast, weak], 10_000)
+    assert c["met"] and c["pair"] == "fast" and c["fps_ratio"] == 4.5      # weak is below 15 - 6
+    c = _claim([teacher, slow, weak], 10_000)
+    assert not c["met"] and c["pair"] == "slow" and c["fps_ratio"] == 2.0   # plays, but < 3x
+    c = _claim([teacher, weak], 10_000)
+    assert not c["met"] and "no A3C-S pair within one std" in c["text"]

@@ -341,9 +341,39 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
             rows.append(f"| {game} | {p['label']} | {p['score']:.2f} ± {p['std']:.2f} | {p['fps']:,.0f} | "
                         f"{p['fps'] / teacher_fps[game]:.2f} | {_f(p.get('energy_mJ'), 4)} | "
                         f"{_f(p.get('area_mm2'), 2)} | {'★' if p.get('pareto') else ''} |")
-    rows += ["", f"Hardware: {result['hardware_budget']}."]
+    rows += ["", f"Hardware: {result['hardware_budget']}.", "", "## The paper's claim", ""]
+    result["claim"] = {}
+    for game, ps in points.items():
+        c = result["claim"][game] = _claim(ps, teacher_fps[game])
+        rows.append(f"- {game}: {c['text']}")
     _write(out, "fig3", result, "Fig. 3: test score vs FPS", rows, b)
     return result
+
+
+def _claim(pts: list[dict], teacher_fps: float, fps_goal: float = 3.0) -> dict:
+    """The Fig. 3 acceptance for one game: the fastest A3C-S pair that plays at the teacher's
+    level (score >= the teacher's mean minus its std over the same episodes), and its FPS against
+    the teacher on the DNNBuilder-like baseline (goal >= ``fps_goal`` x)."""
+    t = next(p for p in pts if p["kind"] == "dnnbuilder_like" and p["agent"] == "nature_cnn")
+    floor = t["score"] - t["std"]
+    pairs = [p for p in pts if p["kind"] == "A3C-S"]
+    ok = [p for p in pairs if p["score"] >= floor]
+    if ok:
+        best = max(ok, key=lambda p: p["fps"])
+        ratio = best["fps"] / teacher_fps
+        met = ratio >= fps_goal
+        text = (f"{best['label']} scores {best['score']:.2f} ± {best['std']:.2f} (teacher {t['score']:.2f} ± "
+                f"{t['std']:.2f}: within one std) at {ratio:.2f}× the teacher's FPS on DNNBuilder-like "
+                f"(goal ≥ {fps_goal:g}×): **{'met' if met else 'not met'}**")
+    else:
+        best = max(pairs, key=lambda p: p["score"]) if pairs else None
+        ratio, met = (best["fps"] / teacher_fps if best else None), False
+        text = ("no A3C-S pair within one std of the teacher "
+                f"({t['score']:.2f} ± {t['std']:.2f}, floor {floor:.2f})"
+                + (f"; the best, {best['label']}, scores {best['score']:.2f} ± {best['std']:.2f} at "
+                   f"{ratio:.2f}× the teacher's FPS on DNNBuilder-like" if best else "") + ": **not met**")
+    return {"met": met, "pair": best["label"] if best else None, "fps_ratio": ratio,
+            "teacher": [t["score"], t["std"]], "text": text}
 
 
 def _scored(cache: Path, name: str, weights: Path | None, episodes: int, run: Callable) -> tuple[float, float]:

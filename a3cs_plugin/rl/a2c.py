@@ -12,7 +12,7 @@ from a3cs_plugin.rl.config import A2CConfig, DistillConfig, annealed_lr  # noqa:
 from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
 from a3cs_plugin.rl.losses import a2c_loss
 from a3cs_plugin.rl.precision import autocast
-from a3cs_plugin.rl.rollout import Rollout, UpdateHooks
+from a3cs_plugin.rl.rollout import Rollout, UpdateHooks, step_on_loss
 
 
 class RMSpropTF(torch.optim.Optimizer):
@@ -72,13 +72,5 @@ def a2c_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Roll
                                        actor_weight=distill.actor, critic_weight=distill.critic)
         loss = loss + d_loss
         stats.update(d_stats)
-    optimizer.zero_grad(set_to_none=True)
-    if hooks is not None:
-        hooks.zero_grad()
-    loss.backward()
-    stats["grad_norm"] = float(nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
-    optimizer.step()
-    if hooks is not None:
-        stats.update(hooks.step())
-    stats["loss"] = loss.item()
+    stats.update(step_on_loss(loss, optimizer, params, cfg.max_grad_norm, hooks))
     return stats

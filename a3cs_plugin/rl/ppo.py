@@ -14,7 +14,7 @@ from a3cs_plugin.rl.config import DistillConfig, PPOConfig, annealed_lr  # noqa:
 from a3cs_plugin.rl.distill import distill_loss, teacher_outputs
 from a3cs_plugin.rl.losses import ppo_loss
 from a3cs_plugin.rl.precision import autocast
-from a3cs_plugin.rl.rollout import Rollout, UpdateHooks, take_rows
+from a3cs_plugin.rl.rollout import Rollout, UpdateHooks, step_on_loss, take_rows
 
 
 def make_optimizer(model: nn.Module | list, cfg: PPOConfig) -> torch.optim.Optimizer:
@@ -68,15 +68,7 @@ def ppo_update(model: nn.Module, optimizer: torch.optim.Optimizer, rollout: Roll
                                                critic_weight=distill.critic)
                 loss = loss + d_loss
                 stats.update(d_stats)
-            optimizer.zero_grad(set_to_none=True)
-            if hooks is not None:
-                hooks.zero_grad()
-            loss.backward()
-            stats["grad_norm"] = float(nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
-            optimizer.step()
-            if hooks is not None:
-                stats.update(hooks.step())
-            stats["loss"] = loss.item()
+            stats.update(step_on_loss(loss, optimizer, params, cfg.max_grad_norm, hooks))
             for k, v in stats.items():
                 sums[k] += v
             if epoch == cfg.update_epochs - 1:

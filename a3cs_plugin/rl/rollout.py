@@ -80,6 +80,23 @@ class UpdateHooks(Protocol):
     def step(self) -> dict[str, float]: ...
 
 
+def step_on_loss(loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list,
+                 max_grad_norm: float, hooks: UpdateHooks | None = None) -> dict[str, float]:
+    """One optimiser step of every algorithm update: zero the gradients (and the hooks'), back-
+    propagate ``loss``, clip the gradient norm of ``params``, step, then the hooks' step.
+    Returns ``grad_norm``, ``loss`` and the hooks' stats."""
+    optimizer.zero_grad(set_to_none=True)
+    if hooks is not None:
+        hooks.zero_grad()
+    loss.backward()
+    stats = {"grad_norm": float(nn.utils.clip_grad_norm_(params, max_grad_norm))}
+    optimizer.step()
+    if hooks is not None:
+        stats.update(hooks.step())
+    stats["loss"] = loss.item()
+    return stats
+
+
 def fast_layout(model: nn.Module) -> nn.Module:
     """Put 4-D conv weights in channels-last layout (in place; same values and state-dict keys).
 

@@ -77,6 +77,11 @@ def test_fig3_tiny_pairs_das_and_baselines(out, monkeypatch):
     assert len({p["score"] for p in teacher}) == 1 and len({round(p["fps"]) for p in teacher}) == 3
     assert "9.62" in res["hardware_budget"]
     assert res["claim"]["Pong"]["text"] in (out / "fig3.md").read_text()
+    # every pair is also read against DNNBuilder-like given the pair's own PE count
+    for p in pts:
+        if p["kind"] == "A3C-S":
+            assert p["pes"] >= 1 and p["teacher_fps_dnnbuilder_same_pes"] > 0
+    assert "own" in res["claim"]["Pong"]["text"] and res["claim"]["Pong"]["fps_ratio_same_pes"] > 0
     # redrawn from the finished runs and the kept scores, no game replayed; the same points
     monkeypatch.setattr(importlib.import_module("a3cs_plugin.rl.evaluate"), "evaluate", _no_games)
     assert main(["reproduce", "fig3", "--budget", "tiny", "--out", str(out), "--resume"]) == 0

@@ -103,6 +103,8 @@ def test_fig3_claim_takes_the_fastest_pair_within_one_teacher_std():
     weak = {"kind": "A3C-S", "label": "weak", "score": 8.9, "std": 8.0, "fps": 90_000}
     c = _claim([teacher, slow, fast, weak], 10_000)
     assert c["met"] and c["pair"] == "fast" and c["fps_ratio"] == 4.5      # weak is below 15 - 6
+    twin = dict(fast, label="twin", score=11.0)                              # same FPS, plays better
+    assert _claim([teacher, slow, fast, twin, weak], 10_000)["pair"] == "twin"
     c = _claim([teacher, slow, weak], 10_000)
     assert not c["met"] and c["pair"] == "slow" and c["fps_ratio"] == 2.0   # plays, but < 3x
     c = _claim([teacher, weak], 10_000)

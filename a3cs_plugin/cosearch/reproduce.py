@@ -375,7 +375,7 @@ def _claim(pts: list[dict], teacher_fps: float, fps_goal: float = 3.0) -> dict:
     pairs = [p for p in pts if p["kind"] == "A3C-S"]
     ok = [p for p in pairs if p["score"] >= floor]
     if ok:
-        best = max(ok, key=lambda p: p["fps"])
+        best = max(ok, key=lambda p: (p["fps"], p["score"]))     # equal FPS: the better player
         ratio = best["fps"] / teacher_fps
         met = ratio >= fps_goal
         text = (f"{best['label']} scores {best['score']:.2f} ± {best['std']:.2f} (teacher {t['score']:.2f} ± "

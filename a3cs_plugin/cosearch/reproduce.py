@@ -249,15 +249,13 @@ def _references(game: str, episodes: int, cache: Path) -> dict[str, float]:
 # ------------------------------------------------------------------------------------ Fig. 3
 def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[[str], None]) -> dict:
     """Score vs FPS: A3C-S pairs (lambda sweep), DAS for fixed agents, hand-designed baselines."""
-    import torch
-
     from a3cs_plugin.hardware.dnn_cost import evaluate_network
-    from a3cs_plugin.hardware.workload import problems_from_module
+    from a3cs_plugin.hardware.pipeline import evaluate_pipeline, load_pipeline
     from a3cs_plugin.paths import arch_spec
     from a3cs_plugin.rl.checkpoint import load_agent
     from a3cs_plugin.rl.config import DistillConfig, TrainConfig
     from a3cs_plugin.rl.evaluate import evaluate
-    from a3cs_plugin.rl.teacher import load_teacher
+    from a3cs_plugin.rl.teacher import load_teacher, teacher_path
     from a3cs_plugin.rl.trainer import train
 
     f = b["fig3"]
@@ -289,7 +287,6 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
             log(f"a3cs reproduce fig3: {game} ResNet-14 distilled from the teacher, "
                 f"{f['student_frames']:,} frames -> {student}")
             train(scfg, student, resume=ck.exists(), progress=progress, log=log)
-        from a3cs_plugin.rl.teacher import teacher_path
         agents = {"nature_cnn": ("teacher", load_teacher(game)), "resnet14": (str(ck), load_agent(student)[0])}
         files = {"nature_cnn": teacher_path(_teacher_name(game)), "resnet14": ck}
         # zoo agents trained by fig1 in the same --out: on the hand-designed baselines too
@@ -305,7 +302,7 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
                                lambda m=model: evaluate(m, game, f["episodes"], seed=30_000))
         def on_baselines(name, model):
             """``name`` (scored ``ev[name]``) costed on each hand-designed baseline."""
-            probs = problems_from_module(model, torch.zeros((1, 4, 84, 84), dtype=torch.uint8), prefix="agent")
+            probs = _problems(model)
             for spec in BASELINE_SPECS:
                 res = evaluate_network([arch_spec(spec)], probs, metric="edp", time_limit=1.0,
                                        max_evaluations=300 if b["name"] == "tiny" else 3000,
@@ -318,18 +315,16 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
             on_baselines(name, model)
         # DNNBuilder-like with the PE count of each searched accelerator (the spec's own budget is
         # eyeriss_like's 168 PEs): the teacher's FPS there, for a same-PE reading of the claim
-        import yaml
-        teacher_probs = problems_from_module(agents["nature_cnn"][1], torch.zeros((1, 4, 84, 84), dtype=torch.uint8),
-                                             prefix="agent")
-        same_pe = {}
+        teacher_probs = _problems(agents["nature_cnn"][1])
+        same_pe: dict[int, float] = {}
         for p in pts:
-            if p["kind"] == "A3C-S" and p.get("pes") and p["pes"] not in same_pe:
-                spec = yaml.safe_load(arch_spec("dnnbuilder_like").read_text())
-                spec["pipeline"]["budget"]["pe_budget"] = p["pes"]
-                same_pe[p["pes"]] = evaluate_network([spec], teacher_probs, metric="edp", time_limit=1.0,
-                                                     max_evaluations=300 if b["name"] == "tiny" else 3000).fps
-            if p["kind"] == "A3C-S" and p.get("pes"):
-                p["teacher_fps_dnnbuilder_same_pes"] = same_pe[p["pes"]]
+            n = p.get("pes") if p["kind"] == "A3C-S" else None
+            if n:
+                if n not in same_pe:
+                    cfg = load_pipeline(arch_spec("dnnbuilder_like"), pe_budget=n)
+                    same_pe[n] = evaluate_pipeline(cfg, teacher_probs, metric="edp", time_limit=1.0,
+                                                   max_evaluations=300 if b["name"] == "tiny" else 3000).fps
+                p["teacher_fps_dnnbuilder_same_pes"] = same_pe[n]
         for name, (src, model) in agents.items():
             run = base / f"das_{name}"
             cfg = _search_cfg(b, "fig3", game, agent=src, search={"das_steps": f["das_steps"]},
@@ -343,8 +338,7 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
             on_baselines(name, model)
         _mark_pareto(pts)
         points[game] = pts
-    teacher_fps = {g: next(p["fps"] for p in ps if p["kind"] == "dnnbuilder_like" and p["agent"] == "nature_cnn")
-                   for g, ps in points.items()}
+    teacher_fps = {g: _teacher_on_dnnbuilder(ps)["fps"] for g, ps in points.items()}
     result = {"figure": "fig3", "budget": _budget_note(b, "fig3"), "points": points,
               "hardware_budget": "65 nm, 1 GHz, area <= 9.62 mm^2 (searched: template budget); "
                                  "DNNBuilder-like: 168 MACs, 128 KiB on-chip; Eyeriss-like: 14x12 PEs, 9.62 mm^2",
@@ -366,11 +360,24 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
     return result
 
 
+def _problems(model) -> list:
+    """The Timeloop layer problems of an agent (one 84x84x4 frame)."""
+    import torch
+
+    from a3cs_plugin.hardware.workload import problems_from_module
+    return problems_from_module(model, torch.zeros((1, 4, 84, 84), dtype=torch.uint8), prefix="agent")
+
+
+def _teacher_on_dnnbuilder(pts: list[dict]) -> dict | None:
+    """The point of the teacher (Nature-CNN) on the DNNBuilder-like baseline: the claim's reference."""
+    return next((p for p in pts if p["kind"] == "dnnbuilder_like" and p["agent"] == "nature_cnn"), None)
+
+
 def _claim(pts: list[dict], teacher_fps: float, fps_goal: float = 3.0) -> dict:
     """The Fig. 3 acceptance for one game: the fastest A3C-S pair that plays at the teacher's
     level (score >= the teacher's mean minus its std over the same episodes), and its FPS against
     the teacher on the DNNBuilder-like baseline (goal >= ``fps_goal`` x)."""
-    t = next(p for p in pts if p["kind"] == "dnnbuilder_like" and p["agent"] == "nature_cnn")
+    t = _teacher_on_dnnbuilder(pts)
     floor = t["score"] - t["std"]
     pairs = [p for p in pts if p["kind"] == "A3C-S"]
     ok = [p for p in pairs if p["score"] >= floor]
@@ -539,7 +546,7 @@ def _plot_fig3(out: Path, result: dict) -> None:
         if front:
             ax.plot([p["fps"] for p in front], [p["score"] for p in front], "k--", lw=0.8, label="Pareto front")
         # the claim's region: at least the teacher's score minus its std, at >= 3x its FPS on DNNBuilder
-        t = next((p for p in pts if p["kind"] == "dnnbuilder_like" and p["agent"] == "nature_cnn"), None)
+        t = _teacher_on_dnnbuilder(pts)
         if t is not None:
             ax.axhspan(t["score"] - t["std"], t["score"] + t["std"], color="0.5", alpha=0.12, lw=0,
                        label="teacher ± std")

@@ -104,7 +104,7 @@ class GroupedVectorEnv:
     def num_groups(self) -> int:
         return len(self.envs)
 
-    def reset(self, *, seed: int | None = None, options=None):
+    def reset(self, *, seed: int | None = None):
         parts = [e.reset(seed=None if seed is None else int(seed) + sl.start)
                  for e, sl in zip(self.envs, self.slices)]
         obs = np.concatenate([o for o, _ in parts])
@@ -125,9 +125,8 @@ class GroupedVectorEnv:
         for g, sl in enumerate(self.slices):
             self.send(g, actions[sl])
         parts = [self.recv(g) for g in range(self.num_groups)]
-        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]),
-                self._join_info([p[4] for p in parts]))
+        arrays = tuple(np.concatenate(x) for x in zip(*(p[:4] for p in parts)))
+        return (*arrays, self._join_info([p[4] for p in parts]))
 
     @staticmethod
     def _join_info(infos: list[dict]) -> dict:

@@ -22,6 +22,7 @@ env), ``ratio`` = a3cs_fps / sb3_fps, plus the settings.  Frames are emulator fr
 Needs the ``bench`` extra (``pip install stable-baselines3``).
 
     .venv/bin/python benchmarks/rl_throughput.py --json [--frames 16384] [--threads 1]
+        [--update-threads 2 --sb3-threads 2]     # every core in the update, SB3 on every core
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from a3cs_plugin.agents.zoo import build_agent, count_params
 from a3cs_plugin.rl import PPOConfig, RolloutCollector, make_train_env, ppo_update
 from a3cs_plugin.rl import ppo as ppo_mod
 from a3cs_plugin.rl.envs import make_grouped_train_env
+from a3cs_plugin.rl.loop import intra_op_threads
 from a3cs_plugin.rl.precision import resolve_precision
 from a3cs_plugin.rl.rollout import fast_layout
 
@@ -60,7 +62,7 @@ def env_only_fps(num_envs: int, frames: int, groups: int = 1) -> float:
     return steps * num_envs * 4 / dt
 
 
-def a3cs_fps(cfg: PPOConfig, frames: int, seed: int) -> tuple[float, dict]:
+def a3cs_fps(cfg: PPOConfig, frames: int, seed: int, update_threads: int = 0) -> tuple[float, dict]:
     env = make_grouped_train_env(GAME, cfg.num_envs, groups=GROUPS)
     precision = resolve_precision(cfg.precision)
     torch.manual_seed(seed)
@@ -79,7 +81,8 @@ def a3cs_fps(cfg: PPOConfig, frames: int, seed: int) -> tuple[float, dict]:
         t1 = time.perf_counter()
         ro = col.collect(model)
         t_collect += time.perf_counter() - t1
-        ppo_update(model, opt, ro, cfg, generator=mb_gen)
+        with intra_op_threads(update_threads):
+            ppo_update(model, opt, ro, cfg, generator=mb_gen)
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     env.close()
     done = updates * cfg.batch_size * 4
@@ -159,6 +162,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=16384, help="emulator frames per engine")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both engines")
+    ap.add_argument("--update-threads", type=int, default=0,
+                    help="torch threads of our PPO update only (0: --threads; a3cs train --update-threads)")
+    ap.add_argument("--sb3-threads", type=int, default=0,
+                    help="torch threads of SB3 (0: --threads); SB3 has one count for everything")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=2, help="alternating runs per engine (best)")
     ap.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="auto",
@@ -179,10 +186,12 @@ def main(argv=None) -> int:
     for _ in range(a.repeats):
         env_runs.append(env_only_fps(cfg.num_envs, 20_000))
         env2_runs.append(env_only_fps(cfg.num_envs, 20_000, groups=GROUPS))
-        ours_runs.append(a3cs_fps(cfg, a.frames, a.seed))
+        ours_runs.append(a3cs_fps(cfg, a.frames, a.seed, a.update_threads))
+        torch.set_num_threads(a.sb3_threads or a.threads)
         theirs_runs.append(sb3_fps(cfg, a.frames, a.seed))
+        torch.set_num_threads(a.threads)
         if cfg.precision != "fp32":
-            fp32_runs.append(a3cs_fps(cfg32, a.frames, a.seed))
+            fp32_runs.append(a3cs_fps(cfg32, a.frames, a.seed, a.update_threads))
     env_fps = max(env_runs)
     ours, extra = max(ours_runs, key=lambda r: r[0])
     theirs, extra2 = max(theirs_runs, key=lambda r: r[0])
@@ -209,7 +218,8 @@ def main(argv=None) -> int:
            "a3cs_frames_per_cpu_s": round(cpu["a3cs"], 1), "sb3_frames_per_cpu_s": round(cpu["sb3"], 1),
            "a3cs_fp32_frames_per_cpu_s": round(cpu["fp32"], 1),
            "frames": a.frames, "num_envs": cfg.num_envs, "num_steps": cfg.num_steps,
-           "threads": a.threads, "cpus": os.cpu_count(),
+           "threads": a.threads, "update_threads": a.update_threads or a.threads,
+           "sb3_threads": a.sb3_threads or a.threads, "cpus": os.cpu_count(),
            "load_avg_1m": round(os.getloadavg()[0], 2), **extra, **extra2}
     if a.json:
         print(json.dumps(out))

@@ -103,3 +103,46 @@ def test_registry_rejects_unknown_and_duplicate_names(reinforce):
         algo_config("ppo", num_steps="abc")
     with pytest.raises(ConfigError, match="anneal_lr"):
         algo_config("ppo", anneal_lr=1)
+
+
+def test_update_threads_apply_to_the_update_only(tmp_path):
+    """``update_threads``: the algorithm update runs on that many torch threads, the rollout and
+    everything after it on the process's count; ``a3cs train --update-threads`` sets it and the
+    checkpointed config keeps it."""
+    from a3cs_plugin.agents.zoo import build_agent
+    from a3cs_plugin.rl.loop import intra_op_threads
+    before = torch.get_num_threads()
+    seen = []
+
+    class Hooks:
+        def zero_grad(self):
+            pass
+
+        def step(self):
+            seen.append(torch.get_num_threads())
+            return {}
+
+    torch.set_num_threads(1)
+    try:
+        lrn = Learner("ppo", {"num_envs": 2, "num_steps": 8, "num_minibatches": 2, "update_epochs": 1},
+                      build_agent("nature_cnn", 6), game="Pong", seed=1, update_threads=2)
+        lrn.update(0, 1, hooks=Hooks())
+        lrn.close()
+        assert seen == [2, 2] and torch.get_num_threads() == 1
+        with intra_op_threads(0):           # 0: unchanged
+            assert torch.get_num_threads() == 1
+        with pytest.raises(RuntimeError), intra_op_threads(2):
+            raise RuntimeError("restored on errors too")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    from a3cs_plugin.cli.main import main
+    from a3cs_plugin.rl.checkpoint import load_checkpoint
+    assert main(["train", "--agent", "nature_cnn", "--game", "Pong", "--frames", "256",
+                 "--hp", "num_steps=16", "--hp", "num_envs=4", "--checkpoint-every", "256",
+                 "--update-threads", "2", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert ckpt["config"]["update_threads"] == 2
+    assert main(["train", "--agent", "nature_cnn", "--game", "Pong", "--frames", "256",
+                 "--update-threads", "-1", "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

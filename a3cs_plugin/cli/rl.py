@@ -59,6 +59,7 @@ def cmd_train(args) -> int:
     build_agent(args.agent, 2)          # validate names before any env/tensorboard work
     checks.at_least("--num-envs", args.num_envs)
     checks.at_least("--threads", args.threads, 0)
+    checks.at_least("--update-threads", args.update_threads, 0)
     checks.at_least("--env-threads", args.env_threads)
     checks.weight("--distill-actor", args.distill_actor)
     checks.weight("--distill-critic", args.distill_critic)
@@ -79,6 +80,7 @@ def cmd_train(args) -> int:
                       distill=distill, teacher=args.teacher,
                       checkpoint_every=parse_frames(args.checkpoint_every),
                       env_threads=args.env_threads, torch_threads=args.threads,
+                      update_threads=args.update_threads,
                       init=str(teacher_path(args.init)) if args.init else None, device=str(device))
     cfg.algo_config()                   # validate hyper-parameters early
     if cfg.init and not (args.resume and (Path(args.out) / "checkpoints" / "last.pt").exists()):
@@ -190,6 +192,9 @@ def register(subparsers) -> None:
     p.add_argument("--hp", action="append", metavar="KEY=VALUE",
                    help="algorithm hyper-parameter override (repeatable), e.g. num_steps=64")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default, 1; more only on an idle machine)")
+    p.add_argument("--update-threads", type=int, default=0,
+                   help="torch threads of the PPO/A2C update only (0: as --threads); on an idle "
+                        "CPU, its core count: the rollout stays on --threads beside the emulator")
     p.add_argument("--env-threads", type=int, default=1, help="ALE worker threads")
     checks.add_device_flag(p)
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")

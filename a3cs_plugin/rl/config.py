@@ -175,6 +175,7 @@ class TrainConfig:
     checkpoint_every: int = 500_000               # frames; also when envs are re-seeded
     env_threads: int = 1
     torch_threads: int = 0                        # 0: trainer.default_threads() (1)
+    update_threads: int = 0                       # torch threads of the update only; 0: as above
     init: str | None = None                       # start weights (teacher/checkpoint); fresh optimiser
     arch: dict | None = None                      # searched agent {cell: op} (agent "searched")
     num_cells: int = 14                           # cells of the searched agent's AgentSpace

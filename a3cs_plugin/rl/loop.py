@@ -18,6 +18,7 @@ CPU generators on every device.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any, Iterable
 
@@ -52,6 +53,12 @@ class Learner:
     device
         A :class:`torch.device` (:func:`a3cs_plugin.rl.device.resolve_device`); default: the
         device of the model's weights.
+    update_threads
+        Torch intra-op threads for the algorithm update only (0: whatever torch has).  The
+        rollout's small batches run best on one thread while the emulator threads take the other
+        cores; the update has no emulator beside it, so on an idle CPU it can use every core
+        (2-core machine, Nature-CNN fp32 PPO: 1,870 -> 2,885 frames/s, bf16 ~3,700 -> ~4,700).
+        A fixed count is reproducible; the result depends on it only by float rounding.
     teacher, distill
         Optional teacher and :class:`DistillConfig`; distillation is on when both are given and
         the weights are not all zero.
@@ -60,7 +67,8 @@ class Learner:
     def __init__(self, algo: str, hp: dict | None, model: nn.Module, *, game: str, seed: int = 1,
                  params: Iterable[nn.Parameter] | None = None, teacher: nn.Module | None = None,
                  distill: DistillConfig | None = None, env_threads: int = 1,
-                 env_groups: int = 2, optimizer: torch.optim.Optimizer | None = None, device=None):
+                 env_groups: int = 2, optimizer: torch.optim.Optimizer | None = None, device=None,
+                 update_threads: int = 0):
         self.algorithm = get_algorithm(algo)
         self.cfg = algo_config(self.algorithm.name, **(hp or {}))
         self.device = model_device(model) if device is None else torch.device(device)
@@ -76,6 +84,7 @@ class Learner:
         self.seed = int(seed)
         self.env_threads = int(env_threads)
         self.env_groups = int(env_groups)
+        self.update_threads = int(update_threads)
         self.teacher = teacher
         self.distill = distill if distill is not None else DistillConfig()
         self.sample_gen = torch.Generator().manual_seed(self.seed * 2 + 1)
@@ -140,10 +149,11 @@ class Learner:
             optimizer = _NoStep(self.params)
             if hasattr(cfg, "update_epochs"):
                 cfg = dataclasses.replace(cfg, update_epochs=1)
-        return self.algorithm.update(
-            self.model, optimizer, rollout, cfg, generator=self.minibatch_gen,
-            teacher=self.teacher if self.distilling else None,
-            distill=self.distill if self.distilling else None, params=self.params, hooks=hooks)
+        with intra_op_threads(self.update_threads if self.device.type == "cpu" else 0):
+            return self.algorithm.update(
+                self.model, optimizer, rollout, cfg, generator=self.minibatch_gen,
+                teacher=self.teacher if self.distilling else None,
+                distill=self.distill if self.distilling else None, params=self.params, hooks=hooks)
 
     def update(self, update: int, total_updates: int, hooks: UpdateHooks | None = None
                ) -> dict[str, float]:
@@ -167,6 +177,19 @@ class Learner:
             self.sample_gen.set_state(rng["sample"])
         if "minibatch" in rng:
             self.minibatch_gen.set_state(rng["minibatch"])
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int):
+    """Torch intra-op threads set to ``n`` inside the block, restored after (``n`` 0: unchanged)."""
+    before = torch.get_num_threads()
+    if n > 0 and n != before:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -104,7 +104,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
     model = fast_layout(build_model(cfg.agent, spec.num_actions, arch=cfg.arch,
                                     num_cells=cfg.num_cells)).to(device)   # initialised on the CPU
     learner = Learner(cfg.algo, cfg.hp, model, game=cfg.game, seed=cfg.seed, teacher=teacher,
-                      distill=cfg.distill, env_threads=cfg.env_threads, device=device)
+                      distill=cfg.distill, env_threads=cfg.env_threads, device=device,
+                      update_threads=cfg.update_threads)
     algo_cfg = learner.cfg
     frames_per_update = learner.frames_per_rollout
     total_updates = max(1, cfg.frames // frames_per_update)

@@ -57,7 +57,8 @@ class Learner:
         Torch intra-op threads for the algorithm update only (0: whatever torch has).  The
         rollout's small batches run best on one thread while the emulator threads take the other
         cores; the update has no emulator beside it, so on an idle CPU it can use every core
-        (2-core machine, Nature-CNN fp32 PPO: 1,870 -> 2,885 frames/s, bf16 ~3,700 -> ~4,700).
+        (idle 2-core machine, Nature-CNN PPO, `benchmarks/rl_throughput.py`: fp32 1,870 -> 2,605-2,890
+        frames/s, bf16 3,672 -> 4,940-5,240).
         A fixed count is reproducible; the result depends on it only by float rounding.
     teacher, distill
         Optional teacher and :class:`DistillConfig`; distillation is on when both are given and

@@ -237,3 +237,31 @@ def test_generated_template_surrogate_search_map(tmp_path, capsys, monkeypatch):
     conf.write_text(yaml.safe_dump(cfg))
     rc, _, err = _run(capsys, "search", conf, "--out", tmp_path / "run2", "--no-retrain")
     assert rc == 2 and err.count("\n") == 1 and "another design space" in err, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_template_searches_with_its_shipped_surrogate(name, tmp_path, capsys):
+    """``hardware: {template: NAME}`` alone picks the shipped full-protocol surrogate of that name;
+    a tiny search derives a design of that space, and the derived accelerator.yaml maps."""
+    cfg = yaml.safe_load((ROOT / "examples" / "tiny_pong.yaml").read_text())
+    cfg.update(frames=2048, hp={"num_envs": 2, "num_steps": 64, "num_minibatches": 2, "update_epochs": 1})
+    cfg["hardware"] = {"template": name, "cost_model": "surrogate", "metric": "edp", "lambda": 0.5,
+                       "recost_time_limit": 0.2}
+    cfg["search"] = {"num_cells": 2, "epochs": 2}
+    cfg["finetune"] = {"frames": 0}
+    cfg["eval"] = {"episodes": 1, "teacher": False, "random": False}
+    conf = tmp_path / "run.yaml"
+    conf.write_text(yaml.safe_dump(cfg))
+    run = tmp_path / "run"
+    rc, _, err = _run(capsys, "search", conf, "--out", run, "--no-retrain")
+    assert rc == 0, err
+    report = json.loads((run / "report.json").read_text())
+    assert report["cost_model"] == "surrogate" and report["template"] == name
+    assert Path(report["surrogate"]) == ROOT / "a3cs_plugin" / "surrogates" / f"{name}.pt"
+    acc = run / "accelerator.yaml"
+    point = json.loads(acc.read_text().splitlines()[1].split("point: ", 1)[1])
+    assert set(point) == set(DesignSpace.from_template(SPECS / "templates" / f"{name}.yaml").parameters)
+    rc, text, err = _run(capsys, "hw", "map", acc, PROBLEM, "--time-limit", "0.5", "--json")
+    assert rc == 0, err
+    assert json.loads(text)["energy_pJ"] > 0

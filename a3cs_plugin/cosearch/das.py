@@ -132,7 +132,9 @@ def run_das(cfg, out_dir: str | Path, *, recost: bool = True, evaluate_scores: b
     derived["random_score"] = (random_r or {}).get("score")
     derived["normalized_score"] = normalized_score(derived.get("score"), None, derived["random_score"])
     report = {"game": cfg.game, "mode": "das", "scheme": "das", "distill": False, "agent": label,
-              "template": cfg.hardware.template, "metric": cfg.hardware.metric, "fixed": fixed,
+              "template": cfg.hardware.template, "metric": cfg.hardware.metric,
+              "cost_model": cfg.hardware.cost_model, "surrogate": getattr(getattr(cm, "surrogate", None), "path", None),
+              "fixed": fixed,
               "area_budget_mm2": cfg.hardware.area_budget_mm2, "arch": {}, "accelerator": point,
               "area_projected": projected, "recosted": recost, "derived": derived, "teacher": teacher_r,
               "random": random_r, "baselines": baselines,

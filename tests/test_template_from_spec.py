@@ -199,6 +199,17 @@ def test_shard_and_merge_bad_input(tmp_path, capsys):
     assert rc == 2 and "--force" in err
 
 
+def _tiny_search(hardware: dict) -> dict:
+    """A seconds-long search config (examples/tiny_pong.yaml, 2 cells, no fine-tune) on ``hardware``."""
+    cfg = yaml.safe_load((ROOT / "examples" / "tiny_pong.yaml").read_text())
+    cfg.update(frames=2048, hp={"num_envs": 2, "num_steps": 64, "num_minibatches": 2, "update_epochs": 1})
+    cfg["hardware"] = {"metric": "edp", "lambda": 0.5, "recost_time_limit": 0.2, **hardware}
+    cfg["search"] = {"num_cells": 2, "epochs": 2}
+    cfg["finetune"] = {"frames": 0}
+    cfg["eval"] = {"episodes": 1, "teacher": False, "random": False}
+    return cfg
+
+
 @pytest.mark.slow
 def test_generated_template_surrogate_search_map(tmp_path, capsys, monkeypatch):
     """template -> tiny surrogate -> tiny a3cs search with hardware.template: PATH -> the derived
@@ -213,14 +224,8 @@ def test_generated_template_surrogate_search_map(tmp_path, capsys, monkeypatch):
                       "--time-limit", "60", "--max-evaluations", "120", "--train-layers", "48", "--steps", "300",
                       "--cache", tmp_path / "labels.jsonl", "--out", sur)
     assert rc == 0, err
-    cfg = yaml.safe_load((ROOT / "examples" / "tiny_pong.yaml").read_text())
-    cfg.update(frames=2048, hp={"num_envs": 2, "num_steps": 64, "num_minibatches": 2, "update_epochs": 1})
-    cfg["hardware"] = {"template": str(tpl), "cost_model": "surrogate",
-                       "cost_model_options": {"surrogate": str(sur)}, "metric": "edp", "lambda": 0.5,
-                       "recost_time_limit": 0.2}
-    cfg["search"] = {"num_cells": 2, "epochs": 2}
-    cfg["finetune"] = {"frames": 0}
-    cfg["eval"] = {"episodes": 1, "teacher": False, "random": False}
+    cfg = _tiny_search({"template": str(tpl), "cost_model": "surrogate",
+                        "cost_model_options": {"surrogate": str(sur)}})
     conf = tmp_path / "run.yaml"
     conf.write_text(yaml.safe_dump(cfg))
     run = tmp_path / "run"
@@ -244,15 +249,8 @@ def test_generated_template_surrogate_search_map(tmp_path, capsys, monkeypatch):
 def test_shipped_template_searches_with_its_shipped_surrogate(name, tmp_path, capsys):
     """``hardware: {template: NAME}`` alone picks the shipped full-protocol surrogate of that name;
     a tiny search derives a design of that space, and the derived accelerator.yaml maps."""
-    cfg = yaml.safe_load((ROOT / "examples" / "tiny_pong.yaml").read_text())
-    cfg.update(frames=2048, hp={"num_envs": 2, "num_steps": 64, "num_minibatches": 2, "update_epochs": 1})
-    cfg["hardware"] = {"template": name, "cost_model": "surrogate", "metric": "edp", "lambda": 0.5,
-                       "recost_time_limit": 0.2}
-    cfg["search"] = {"num_cells": 2, "epochs": 2}
-    cfg["finetune"] = {"frames": 0}
-    cfg["eval"] = {"episodes": 1, "teacher": False, "random": False}
     conf = tmp_path / "run.yaml"
-    conf.write_text(yaml.safe_dump(cfg))
+    conf.write_text(yaml.safe_dump(_tiny_search({"template": name, "cost_model": "surrogate"})))
     run = tmp_path / "run"
     rc, _, err = _run(capsys, "search", conf, "--out", run, "--no-retrain")
     assert rc == 0, err

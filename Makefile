@@ -60,7 +60,7 @@ test: $(STAMP) ssh-server
 test-fast: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
-# The benchmarks with their targets (parity table, mapper vs Timeloop, throughput ratios); ~15 min.
+# The benchmarks with their targets (parity table, mapper vs Timeloop, throughput ratios); ~20 min.
 test-long bench: $(STAMP)
 	$(PIP) install -q $(FIND_LINKS) -e ".[bench]"  # Stable-Baselines3, the RL throughput baseline
 	rm -rf a3cs.egg-info
@@ -68,6 +68,7 @@ test-long bench: $(STAMP)
 	$(PY) benchmarks/mapper_speed.py
 	$(PY) benchmarks/surrogate_speed.py
 	$(PY) benchmarks/rl_throughput.py --json
+	$(PY) benchmarks/rl_throughput.py --json --update-threads 2 --sb3-threads 2  # both engines on both cores
 	$(PY) benchmarks/supernet_cost.py --updates 2 --threads 1
 
 clean:

@@ -202,12 +202,13 @@ arg-max column; "distinct" counts the different final scores among the 30 games)
 |---|---:|---:|---:|---|
 | `pong.pt` (shipped) | 15,994,880 | 16.17 ± 5.94 (10 distinct) | 18.07 ± 3.86 | 2 distinct |
 | Pong continuation (run `pong-ft2`, not shipped) | 25,993,216 | 16.73 ± 5.69 (10 distinct) | 18.63 ± 3.12 | 3 distinct, 0 cut |
-| `breakout.pt` (shipped) | 7,471,104 | 31.80 ± 10.75 (21 distinct) | 42.27 ± 13.45 | 3 distinct (16, 36, 52), 5 of 30 cut |
+| Breakout, first teacher (shipped until 2026-12-01) | 7,471,104 | 31.80 ± 10.75 (21 distinct) | 42.27 ± 13.45 | 3 distinct (16, 36, 52), 5 of 30 cut |
+| `breakout.pt` (shipped; that teacher + 12.0M frames) | 19,468,288 | 103.80 ± 60.84 (27 distinct) | 191.27 ± 96.87 | 6 distinct (112–344) |
 
-Greedy scores higher on both games (+1.9 on Pong, +10.5 on Breakout), and still is not the
-default:
+Greedy scores higher on both games (+1.9 on Pong, +10.5 and +87 on the two Breakout teachers),
+and still is not the default:
 
-* **Greedy play hangs.** 5 of 30 greedy Breakout games never served the ball again after a lost
+* **Greedy play hangs.** 5 of 30 greedy games of the first Breakout teacher never served the ball again after a lost
   life and ran to the 30-minute cap (108,000 frames) at 16 points; a sampled policy always
   presses FIRE eventually.
 * **Greedy play is nearly deterministic,** so its 30 games are not 30 samples: up to 30 no-op
@@ -217,7 +218,10 @@ default:
   distillation loss (KL to the teacher's full distribution) both read the sampled policy, and the
   co-search scores its agents with it, so teacher and student are compared under one protocol.
 
-Both numbers stay in every teacher's table.
+Both numbers stay in every teacher's table.  On Breakout the two protocols fall on either side of
+the issue's target of 150: greedy reaches it with 6 distinct games out of 30, sampling does not;
+the target is judged under the default (sampled) protocol.
+
 ## Why Nature-CNN and not ResNet-14
 
 The issue asks for ResNet-14 unless another agent is shown better for the job.  Measured on this

@@ -187,9 +187,8 @@ def main(argv=None) -> int:
         env_runs.append(env_only_fps(cfg.num_envs, 20_000))
         env2_runs.append(env_only_fps(cfg.num_envs, 20_000, groups=GROUPS))
         ours_runs.append(a3cs_fps(cfg, a.frames, a.seed, a.update_threads))
-        torch.set_num_threads(a.sb3_threads or a.threads)
-        theirs_runs.append(sb3_fps(cfg, a.frames, a.seed))
-        torch.set_num_threads(a.threads)
+        with intra_op_threads(a.sb3_threads):
+            theirs_runs.append(sb3_fps(cfg, a.frames, a.seed))
         if cfg.precision != "fp32":
             fp32_runs.append(a3cs_fps(cfg32, a.frames, a.seed, a.update_threads))
     env_fps = max(env_runs)

@@ -60,7 +60,7 @@ def run_das(cfg, out_dir: str | Path, *, recost: bool = True, evaluate_scores: b
     from a3cs_plugin.cost.base import NetworkCost
     from a3cs_plugin.strategy.derive import mapper_metric, project_to_budget
     from a3cs_plugin.strategy.derive import recost as recost_fn
-    from a3cs_plugin.cosearch.driver import (check_cost_model, check_fps_target, check_hardware,
+    from a3cs_plugin.cosearch.driver import (check_cost_model, surrogate_file, check_fps_target, check_hardware,
                                              normalized_score)
 
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -133,7 +133,7 @@ def run_das(cfg, out_dir: str | Path, *, recost: bool = True, evaluate_scores: b
     derived["normalized_score"] = normalized_score(derived.get("score"), None, derived["random_score"])
     report = {"game": cfg.game, "mode": "das", "scheme": "das", "distill": False, "agent": label,
               "template": cfg.hardware.template, "metric": cfg.hardware.metric,
-              "cost_model": cfg.hardware.cost_model, "surrogate": getattr(getattr(cm, "surrogate", None), "path", None),
+              "cost_model": cfg.hardware.cost_model, "surrogate": surrogate_file(cm),
               "fixed": fixed,
               "area_budget_mm2": cfg.hardware.area_budget_mm2, "arch": {}, "accelerator": point,
               "area_projected": projected, "recosted": recost, "derived": derived, "teacher": teacher_r,

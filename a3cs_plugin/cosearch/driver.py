@@ -548,11 +548,9 @@ def score_agents(cfg: RunConfig, derived_model, teacher, *, log: Callable[[str],
     return res
 
 
-def surrogate_file(module) -> str | None:
-    """The surrogate file the search's cost model read (``None`` for another cost model)."""
-    network_cost = getattr(module, "network_cost", None)
-    sur = getattr(getattr(network_cost, "cost_model", None), "surrogate", None)
-    return getattr(sur, "path", None)
+def surrogate_file(cost_model) -> str | None:
+    """The surrogate file ``cost_model`` read (``None`` for a cost model without one)."""
+    return getattr(getattr(cost_model, "surrogate", None), "path", None)
 
 
 def normalized_score(score: float | None, teacher: float | None, random: float | None) -> float | None:
@@ -597,7 +595,7 @@ def derive_and_report(cfg: RunConfig, out: Path, space, m, module, teacher, *, r
     derived.setdefault("normalized_score", None)
     return {"game": cfg.game, "mode": cfg.optimisation, "scheme": cfg.scheme, "distill": cfg.distilling,
             "algo": cfg.algo, "template": cfg.hardware.template, "metric": cfg.hardware.metric,
-            "cost_model": cfg.hardware.cost_model, "surrogate": surrogate_file(m),
+            "cost_model": cfg.hardware.cost_model, "surrogate": surrogate_file(m.network_cost.cost_model),
             "lambda_final": m.hw_lambda, "fixed": m.fixed, "area_budget_mm2": cfg.hardware.area_budget_mm2,
             "arch": arch, "accelerator": pair["accelerator"], "area_projected": pair["area_projected"],
             "recosted": pair["recosted"], "derived": derived, "teacher": teacher_r, "random": random_r,

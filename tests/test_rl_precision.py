@@ -60,3 +60,22 @@ def test_precision_names_and_validation():
         resolve_precision("fp8")
     with pytest.raises(A3CSError, match="precision"):
         PPOConfig(precision="half")
+
+
+def test_bf16_on_a_cpu_that_emulates_it_warns_once(monkeypatch, capsys):
+    """Asked for bf16 on a CPU without native bf16 (an AVX2-only EPYC: several times slower than
+    fp32), the engine still runs bf16 but says so once per process; ``auto`` picks fp32 silently."""
+    from a3cs_plugin.rl import precision
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    precision._warn_emulated_bf16.cache_clear()
+    assert precision.resolve_precision("auto") == "fp32"
+    assert capsys.readouterr().err == ""
+    assert precision.resolve_precision("bf16") == "bf16"
+    assert precision.resolve_precision("bf16") == "bf16"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "emulated" in err and "fp32" in err
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    precision._warn_emulated_bf16.cache_clear()
+    assert precision.resolve_precision("bf16") == "bf16"
+    assert capsys.readouterr().err == ""
+    precision._warn_emulated_bf16.cache_clear()

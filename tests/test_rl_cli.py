@@ -120,6 +120,19 @@ def test_evaluate_json_line(full_run):
     assert res["agent"] == "nature_cnn" and res["trained_frames"] == TOTAL
 
 
+def test_evaluate_random_agent_is_the_uniform_policy():
+    """`--random`: the reference beside every reported score. One full game of Pong, the Python
+    API's random agent with the same seed gives the same score, and it loses (the shipped
+    teacher wins this game: a --random that scored with the teacher would fail here)."""
+    p = _run(["evaluate", "--random", "--game", "Pong", "--episodes", "1", "--json"])
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["agent"] == "random" and res["episodes"] == 1
+    from a3cs_plugin.rl.evaluate import evaluate, random_agent
+    assert evaluate(random_agent(6), "Pong", 1, seed=res["seed"]).scores == res["scores"]
+    assert res["mean"] <= -15
+
+
 def test_bad_inputs_give_one_line_errors(full_run, tmp_path):
     """Through the real console script (one process per case)."""
     corrupt = tmp_path / "corrupt.pt"
@@ -161,6 +174,7 @@ def test_more_bad_inputs_in_process(full_run, tmp_path, capsys):
         (["evaluate", "--checkpoint", str(truncated), "--game", "Pong"], "corrupt"),
         (["evaluate", "--teacher", "Tennis", "--game", "Tennis"], "no shipped teacher"),
         (["evaluate", "--game", "Pong"], "exactly one of --teacher"),
+        (["evaluate", "--random", "--teacher", "Pong", "--game", "Pong"], "exactly one of --teacher"),
     ]
     for args, needle in cases:
         assert main(args) == 2, args

@@ -56,6 +56,25 @@ def test_ship_copies_latest_checkpoint(tmp_path):
     assert (l0.argmax(-1) == l1.argmax(-1)).all()
     readme = (out / "README.md").read_text()
     assert "### Pong (`pong.pt`)" in readme and "| training frames | 512 |" in readme
+    assert "random agent" not in readme                   # not evaluated: no reference either
+
+
+def test_ship_evaluates_the_random_agent_beside_the_teacher(tmp_path):
+    """A shipped teacher carries sampled, greedy and random-agent scores under one protocol
+    (same games, same seed), and the README shows the random agent beside the teacher."""
+    from a3cs_plugin.rl.evaluate import evaluate, random_agent
+    run = tmp_path / "run"
+    cfg = TrainConfig(agent="nature_cnn", game="Pong", frames=256, seed=2,
+                      hp={"num_envs": 2, "num_steps": 32, "update_epochs": 1,
+                          "num_minibatches": 2}, checkpoint_every=256, torch_threads=1)
+    train(cfg, run, progress=False, log=lambda s: None)
+    ship(run, "Pong", episodes=1, out_dir=tmp_path / "t")
+    ck = load_checkpoint(tmp_path / "t" / "pong.pt")
+    rd = ck["eval_random"]
+    assert rd["episodes"] == 1 and rd["seed"] == ck["eval"]["seed"] == 12345
+    assert rd["mean"] == evaluate(random_agent(6), "Pong", 1, seed=12345).mean <= -15
+    readme = (tmp_path / "t" / "README.md").read_text()
+    assert f"| random agent, same protocol | {rd['mean']:.2f} +- 0.00 over 1 episodes |" in readme
 
 
 def test_train_with_teacher_logs_distillation(tmp_path):

@@ -129,9 +129,9 @@ def cmd_evaluate(args) -> int:
     from a3cs_plugin.rl.envs import env_spec
     from a3cs_plugin.rl.evaluate import evaluate
 
-    if bool(args.teacher) == bool(args.checkpoint):
-        raise ConfigError("give exactly one of --teacher GAME|PATH or --checkpoint PATH",
-                          key="teacher/checkpoint")
+    if sum(map(bool, (args.teacher, args.checkpoint, args.random))) != 1:
+        raise ConfigError("give exactly one of --teacher GAME|PATH, --checkpoint PATH or --random",
+                          key="teacher/checkpoint/random")
     checks.at_least("--episodes", args.episodes)
     checks.at_least("--threads", args.threads)
     device = checks.device("--device", args.device)
@@ -139,7 +139,10 @@ def cmd_evaluate(args) -> int:
         _search_checkpoint_hint(args.checkpoint)
     torch.set_num_threads(args.threads)
     spec = env_spec(args.game)
-    if args.teacher:
+    if args.random:
+        from a3cs_plugin.rl.evaluate import random_agent
+        model, meta = random_agent(spec.num_actions), {"agent": "random"}
+    elif args.teacher:
         from a3cs_plugin.rl.teacher import load_teacher
         model = load_teacher(args.teacher, game=spec.game, num_actions=spec.num_actions)
         meta = model.teacher_meta
@@ -205,6 +208,8 @@ def register(subparsers) -> None:
                                           "score over N episodes.")
     e.add_argument("--teacher", help="game with a shipped teacher (Pong) or a teacher file")
     e.add_argument("--checkpoint", help="checkpoint file or run directory")
+    e.add_argument("--random", action="store_true",
+                   help="a uniform-random agent (the reference beside every reported score)")
     e.add_argument("--game", required=True)
     e.add_argument("--episodes", type=int, default=30)
     e.add_argument("--seed", type=checks.seed, default=12345)

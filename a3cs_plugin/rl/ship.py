@@ -20,7 +20,7 @@ import torch
 from a3cs_plugin.errors import CheckpointError
 from a3cs_plugin.rl.checkpoint import agent_file, load_agent, load_checkpoint, save_atomic
 from a3cs_plugin.rl.envs import game_label, make_eval_env, rom_id
-from a3cs_plugin.rl.evaluate import evaluate
+from a3cs_plugin.rl.evaluate import evaluate, random_agent
 from a3cs_plugin.rl.teacher import TEACHER_DIR     # the package's teachers/ data folder
 
 
@@ -133,7 +133,7 @@ def ship(run_dir: str | Path, game: str, *, episodes: int = 30, fp16: bool = Tru
     if use_fp16:                        # evaluate exactly what is shipped
         for p in model.parameters():
             p.data.copy_(p.data.half().float())
-    ev = greedy = None
+    ev = greedy = rand = None
     if not skip_eval:
         r = evaluate(model, label, episodes, seed=seed)
         ev = {"mean": r.mean, "std": r.std, "episodes": r.episodes, "scores": r.scores,
@@ -142,6 +142,9 @@ def ship(run_dir: str | Path, game: str, *, episodes: int = 30, fp16: bool = Tru
         g = evaluate(model, label, episodes, seed=seed, greedy=True)
         greedy = {"mean": g.mean, "std": g.std, "episodes": g.episodes, "scores": g.scores, "seed": seed,
                   "protocol": "arg-max actions, otherwise as eval"}
+        u = evaluate(random_agent(int(meta["num_actions"])), label, episodes, seed=seed)
+        rand = {"mean": u.mean, "std": u.std, "episodes": u.episodes, "seed": seed,
+                "protocol": "uniform-random actions, otherwise as eval"}
     rid = rom_id(label)
     out_dir.mkdir(parents=True, exist_ok=True)
     png = out_dir / f"{rid}_curve.png"
@@ -149,7 +152,7 @@ def ship(run_dir: str | Path, game: str, *, episodes: int = 30, fp16: bool = Tru
                    max_frames=int(meta["frames"]))
     cfg = meta.get("config", {}) or {}
     init_frames = int(cfg.get("init_frames") or 0)
-    extra = {"eval": ev, "eval_greedy": greedy, "fp16_fidelity": fid,
+    extra = {"eval": ev, "eval_greedy": greedy, "eval_random": rand, "fp16_fidelity": fid,
              "init": Path(cfg["init"]).name if cfg.get("init") else None, "init_frames": init_frames,
              "run_frames": int(meta["frames"]), "command": _command(cfg),
              "precision": (meta.get("config", {}).get("hp") or {}).get("precision", "fp32"),
@@ -268,6 +271,10 @@ def write_readme(out_dir: str | Path = TEACHER_DIR) -> Path:
         if gr:
             lines.append(f"| evaluation, greedy actions | {gr['mean']:.2f} +- {gr['std']:.2f} over "
                          f"{gr['episodes']} episodes |")
+        rd = ck.get("eval_random")
+        if rd:
+            lines.append(f"| random agent, same protocol | {rd['mean']:.2f} +- {rd['std']:.2f} over "
+                         f"{rd['episodes']} episodes |")
         lines.append(f"| weights | {'fp16' if ck.get('fp16') else 'fp32'} "
                      f"({pt.stat().st_size / 1e6:.1f} MB); fp16 check: "
                      f"{json.dumps(ck.get('fp16_fidelity'))} |")

@@ -56,7 +56,7 @@ def test_ship_copies_latest_checkpoint(tmp_path):
     assert (l0.argmax(-1) == l1.argmax(-1)).all()
     readme = (out / "README.md").read_text()
     assert "### Pong (`pong.pt`)" in readme and "| training frames | 512 |" in readme
-    assert "random agent" not in readme                   # not evaluated: no reference either
+    assert "| random agent, same protocol |" not in readme   # not evaluated: no reference either
 
 
 def test_ship_evaluates_the_random_agent_beside_the_teacher(tmp_path):

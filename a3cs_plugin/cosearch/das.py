@@ -60,8 +60,8 @@ def run_das(cfg, out_dir: str | Path, *, recost: bool = True, evaluate_scores: b
     from a3cs_plugin.cost.base import NetworkCost
     from a3cs_plugin.strategy.derive import mapper_metric, project_to_budget
     from a3cs_plugin.strategy.derive import recost as recost_fn
-    from a3cs_plugin.cosearch.driver import (check_cost_model, surrogate_file, check_fps_target, check_hardware,
-                                             normalized_score)
+    from a3cs_plugin.cosearch.driver import (check_cost_model, check_fps_target, check_hardware,
+                                             normalized_score, surrogate_file)
 
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     out = Path(out_dir)

@@ -7,8 +7,8 @@ loss, gradient clipping -- stays fp32 because the engine casts logits and values
 forward+backward is ~1.8x faster than fp32 (measured on this 2-core Xeon: 0.39 vs 0.69
 ms/sample, batch 256, one thread); without them bf16 is emulated and slower (on a 2-core AVX2
 EPYC, more than 4x slower than fp32 in PPO training), so ``auto`` picks ``bf16`` only where the
-CPU has it, and an explicit ``bf16`` on such a CPU prints a one-line warning.  The default stays ``fp32``: it is what the shipped teachers
-were trained with.
+CPU has it, and an explicit ``bf16`` on such a CPU prints a one-line warning.  The default stays
+``fp32``: it is what the shipped teachers were trained with.
 
 On a CUDA device ``bf16`` is CUDA autocast (bfloat16 tensor-core passes, fp32 master weights)
 and ``auto`` picks it where the GPU supports bfloat16 (``torch.cuda.is_bf16_supported``: Ampere

@@ -234,8 +234,9 @@ changes scores 25 points, every invader shot scores 5 to 30, so the training ret
 the first million frames, unlike sparse-reward games (Montezuma's Revenge, Pitfall, Private Eye)
 that PPO barely leaves on CPU budgets.  Both keep the score scale of the other two (hundreds, not
 the hundreds of thousands of Atlantis or VideoPinball).  Qbert also needs no FIRE to start a
-life, so greedy play cannot stall there as it does on Breakout (0 of 30 greedy games cut).  Measured for Qbert: the training return (clipped, a life
-per episode) rose from 4 at the start to 13 after 0.3M frames and 21.6 at 3.5M, and the 30-game
+life, so greedy play cannot stall there as it does on Breakout (0 of 30 greedy games cut).
+Measured for Qbert: the training return (clipped, a life per episode) rose from 4 at the start
+to 13 after 0.3M frames and 21.6 at 3.5M, and the 30-game
 score is 722.5 ± 155.1 against 170.0 ± 149.6 for a random agent under the same protocol
 (`a3cs evaluate --random --game Qbert --episodes 30`), 4.2x the random score after 3.5M frames
 (70 min of a 2-core AVX2 machine at 833 frames/s, fp32).  It is a CPU-budget teacher: PPO in the

@@ -219,6 +219,33 @@ def test_run_spec_mapper_and_generated_tables(monkeypatch, tmp_path, cases):
     assert all(t["name"].startswith(spec.arch.name) for t in ert)
 
 
+def test_run_spec_without_workdir_cleans_up_after_success_only(monkeypatch, tmp_path, cases):
+    """No workdir: a temporary directory, gone after a good run (a costed network runs one per
+    layer), kept after a failure because the one-line error names the log inside it."""
+    import tempfile
+
+    from a3cs_plugin.errors import A3CSError
+    from a3cs_plugin.hardware.spec import load_spec
+    case = next(c for c in cases if c["id"] == "03-3level-bypass")
+    _no_timeloop(monkeypatch, tmp_path / "empty")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    spec = load_spec([REF / p for p in case["inputs"]], ert=REF / case["ert"], art=REF / case["art"])
+    monkeypatch.setenv("A3CS_TIMELOOP_BIN", str(_fake_binary(tmp_path, "timeloop-model", REF / case["stats"])))
+    got = tlb.run_spec(spec, "model")
+    assert got["cycles"] == case["expected"]["cycles"] and "stats_file" not in got
+    assert list(tmp.iterdir()) == []
+    (tmp_path / "bad").mkdir()
+    monkeypatch.setenv("A3CS_TIMELOOP_BIN", str(_fake_binary(tmp_path / "bad", "timeloop-model", REF / case["stats"],
+                                                             "sys.exit('bad input')")))
+    with pytest.raises(A3CSError) as e:
+        tlb.run_spec(spec, "model")
+    kept = list(tmp.iterdir())
+    assert len(kept) == 1 and str(kept[0]) in str(e.value) and "bad input" in str(e.value)
+    assert (kept[0] / "a3cs_timeloop-model.log").is_file()
+
+
 def test_semantics_flags_of_the_builtin_model():
     """--no-link-transfers / --timeloop-version select the oracle variant our model follows."""
     from test_timeloop_oracle import CASES, ORACLE, _sources

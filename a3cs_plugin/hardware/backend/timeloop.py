@@ -358,9 +358,22 @@ def run_spec(spec, mode: str = "model", mapping=None, workdir: str | os.PathLike
     returns the same fields as our engine's summary (``cycles``, ``computes``, ``energy_pJ``,
     ``levels_pJ``, ``area_um2``, ``energy_source``) plus, for the mapper, ``mapping`` (Timeloop's
     best, as a v0.4 list) and ``search_seconds``.  ``env``: extra environment variables (e.g.
-    ``TIMELOOP_DISABLE_LINK_TRANSFERS``).
+    ``TIMELOOP_DISABLE_LINK_TRANSFERS``).  ``workdir``: where the inputs and Timeloop's outputs
+    are kept (``stats_file`` names the stats there); ``None``: a temporary directory, removed
+    after a successful run (no ``stats_file`` then) and kept after a failure, whose one-line
+    error names the log in it.
     """
     import tempfile
+    if workdir is not None:
+        return _run_spec_in(spec, mode, mapping, Path(workdir), timeout, env)
+    wd = Path(tempfile.mkdtemp(prefix="a3cs-timeloop-"))
+    out = _run_spec_in(spec, mode, mapping, wd, timeout, env)
+    shutil.rmtree(wd, ignore_errors=True)
+    out.pop("stats_file", None)
+    return out
+
+
+def _run_spec_in(spec, mode: str, mapping, workdir: Path, timeout: float | None, env: dict | None) -> dict:
     import time
     if mode not in _BIN:
         raise A3CSError("unknown Timeloop mode", key="mode", expected="'model' or 'mapper'", got=mode)
@@ -368,12 +381,10 @@ def run_spec(spec, mode: str = "model", mapping=None, workdir: str | os.PathLike
     if binary is None:
         if _pytimeloop_frontend() is not None and spec.sources:
             files = sorted(set(spec.sources.values()))
-            out = run_timeloop([f for f in files if Path(f).is_file()], mode,
-                               workdir or tempfile.mkdtemp(prefix="a3cs-timeloop-"), timeout)
+            out = run_timeloop([f for f in files if Path(f).is_file()], mode, workdir, timeout)
             return {**_stats_summary(out, "pytimeloop"), "stats_file": out["stats_file"]}
         raise _unavailable(mode)
-    wd = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="a3cs-timeloop-"))
-    wd = wd.resolve()
+    wd = workdir.resolve()
     inputs = write_inputs(spec, wd, mapping, mode)
     cmd = [binary, *map(str, inputs), "-o", str(wd)]
     t0 = time.perf_counter()

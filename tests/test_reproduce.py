@@ -40,7 +40,12 @@ def test_fig1_tiny(out):
 
 @pytest.mark.slow
 def test_fig2_tiny_three_schemes_two_seeds(out, monkeypatch):
-    assert main(["reproduce", "fig2", "--budget", "tiny", "--out", str(out)]) == 0
+    # two runs at once, each in its own process with its own log (the serial path: fig1, fig3)
+    assert main(["reproduce", "fig2", "--budget", "tiny", "--out", str(out), "--jobs", "2"]) == 0
+    runs = sorted((out / "fig2" / "Pong").glob("*_s*"))
+    assert len(runs) == 6
+    for run in runs:
+        assert "a3cs search: Pong" in (run / "reproduce.log").read_text(), run
     res = _files(out, "fig2")
     curves = res["curves"]["Pong"]
     assert set(curves) == {"direct-nas", "a3cs-one-level", "a3cs-bi-level"}

@@ -36,14 +36,15 @@ train() {
     --checkpoint-every 250k --no-progress "$@"
 }
 
-# figure FIG GAME: `a3cs reproduce FIG --budget cpu --games GAME` into $R/FIG-GAME
+# figure FIG GAME: `a3cs reproduce FIG --budget cpu --games GAME` into $R/FIG-GAME, one run of the
+# figure per core at once (--jobs 0; each run uses one torch thread)
 figure() {
   local fig=$1 game=$2 name="$1-$2"
   want "$name" || return 0
   stamp "reproduce $name"
   local resume=()
   [ -d "$R/$name" ] && resume=(--resume)
-  $A3CS reproduce "$fig" --budget cpu --games "$game" --out "$R/$name" "${resume[@]}"
+  $A3CS reproduce "$fig" --budget cpu --games "$game" --out "$R/$name" --jobs 0 "${resume[@]}"
 }
 
 # teachers: two more games (Qbert, SpaceInvaders), then the Pong and Breakout targets (19, 150)

@@ -146,7 +146,7 @@ def cmd_reproduce(args) -> int:
     from a3cs_plugin.cosearch.reproduce import reproduce
     _quiet_nni()
     reproduce(args.figure, args.out, budget_name=args.budget, games=args.games, resume=args.resume,
-              device=args.device)
+              device=args.device, jobs=args.jobs)
     return 0
 
 
@@ -184,6 +184,9 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="directory of the runs and of figN.png/.md/.json")
     p.add_argument("--resume", action="store_true", help="continue an interrupted reproduce run in --out")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="independent runs at once, each in its own process logging to RUN/reproduce.log "
+                        "(default 1: in order, in this process; 0: one per CPU core on a CPU, 1 on a GPU)")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("run-example", help="run the default quick co-search example")

@@ -58,7 +58,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "cpu": {
         "games": ["Pong", "Breakout"],
         "fig1": {"agents": list(ZOO_AGENTS), "frames": 1_000_000, "checkpoints": 5, "episodes": 10,
-                 "seeds": [1], "hp": {"precision": "bf16"}},
+                 "seeds": [1], "hp": {"precision": "auto"}},
         # 131k search frames left every scheme at the random agent's score (-20 on Pong, measured):
         # the derived agent needs about 1M frames of distillation to start playing.  6 cells, not
         # the paper's 14: a 14-cell single-path search trains 217 frames per CPU-second here
@@ -117,49 +117,66 @@ def _teacher_name(game: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ Fig. 1
-def run_fig1(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[[str], None]) -> dict:
-    """Train each zoo agent on each game with PPO, a test score at every checkpoint."""
-    from a3cs_plugin.rl.checkpoint import load_agent
+def _fig1_cfg(b: dict, game: str, agent: str, seed: int):
     from a3cs_plugin.rl.config import TrainConfig
+    f = b["fig1"]
+    return TrainConfig(agent=agent, game=game, frames=f["frames"], seed=seed, hp=dict(f["hp"]),
+                       checkpoint_every=max(1, f["frames"] // f["checkpoints"]), torch_threads=1,
+                       device=b["device"])
+
+
+def fig1_run(b: dict, game: str, agent: str, seed: int, run: str, *, progress: bool,
+             log: Callable[[str], None]) -> None:
+    """One Fig. 1 run: ``agent`` trained with PPO on ``game``, a test score at every checkpoint
+    (``RUN/curve.jsonl``); resumed, and a point killed before its score was written scored."""
+    from a3cs_plugin.rl.checkpoint import load_agent
     from a3cs_plugin.rl.evaluate import evaluate
     from a3cs_plugin.rl.trainer import train
-
     f = b["fig1"]
+    run = Path(run)
+    curve_file = run / "curve.jsonl"
+    done = {p["frames"] for p in _read_jsonl(curve_file)}
+    cfg = _fig1_cfg(b, game, agent, seed)
+
+    def score(frames, model):
+        if frames in done:
+            return
+        r = evaluate(model, game, f["episodes"], seed=10_000 + seed)
+        _append_jsonl(curve_file, {"frames": frames, "score": r.mean, "std": r.std, "episodes": r.episodes})
+        done.add(frames)
+
+    ckpt = run / "checkpoints" / "last.pt"
+    if ckpt.exists():
+        model, meta = load_agent(run)
+        score(int(meta["frames"]), model)
+    if not (ckpt.exists() and _ckpt_frames(ckpt) >= _planned(cfg)):
+        log(f"a3cs reproduce fig1: {game} {agent} seed {seed}, {f['frames']:,} frames -> {run}")
+        train(cfg, run, resume=ckpt.exists(), progress=progress, log=log, on_checkpoint=score)
+
+
+def _fig1_dir(out: Path, game: str, agent: str, seed: int) -> Path:
+    return out / "fig1" / game / f"{agent}_s{seed}"
+
+
+def run_fig1(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[[str], None],
+             jobs: int = 1) -> dict:
+    """Train each zoo agent on each game with PPO, a test score at every checkpoint."""
+    from a3cs_plugin.cosearch.jobs import Task, run_tasks
+    f = b["fig1"]
+    runs = [(game, agent, seed) for game in b["games"] for agent in f["agents"] for seed in f["seeds"]]
+    run_tasks([Task(f"fig1/{g}/{a}_s{s}", f"{__name__}:fig1_run", _fig1_dir(out, g, a, s),
+                    {"b": b, "game": g, "agent": a, "seed": s, "run": str(_fig1_dir(out, g, a, s))})
+               for g, a, s in runs], jobs, progress=progress, log=log)
     curves: dict[str, dict[str, list]] = {}
-    for game in b["games"]:
-        curves[game] = {}
-        for agent in f["agents"]:
-            for seed in f["seeds"]:
-                run = out / "fig1" / game / f"{agent}_s{seed}"
-                curve_file = run / "curve.jsonl"
-                points = _read_jsonl(curve_file)
-                done = {p["frames"] for p in points}
-                every = max(1, f["frames"] // f["checkpoints"])
-                cfg = TrainConfig(agent=agent, game=game, frames=f["frames"], seed=seed, hp=dict(f["hp"]),
-                                  checkpoint_every=every, torch_threads=1, device=b["device"])
-
-                def score(frames, model, _file=curve_file, _done=done, _game=game, _seed=seed):
-                    if frames in _done:
-                        return
-                    r = evaluate(model, _game, f["episodes"], seed=10_000 + _seed)
-                    _append_jsonl(_file, {"frames": frames, "score": r.mean, "std": r.std,
-                                          "episodes": r.episodes})
-                    _done.add(frames)
-
-                ckpt = run / "checkpoints" / "last.pt"
-                if ckpt.exists():
-                    model, meta = load_agent(run)      # a point killed before its score was written
-                    score(int(meta["frames"]), model)
-                if not (ckpt.exists() and _ckpt_frames(ckpt) >= _planned(cfg)):
-                    log(f"a3cs reproduce fig1: {game} {agent} seed {seed}, {f['frames']:,} frames -> {run}")
-                    train(cfg, run, resume=ckpt.exists(), progress=progress, log=log, on_checkpoint=score)
-                curves[game].setdefault(agent, []).append(sorted(_read_jsonl(curve_file), key=lambda p: p["frames"]))
+    for game, agent, seed in runs:
+        pts = sorted(_read_jsonl(_fig1_dir(out, game, agent, seed) / "curve.jsonl"), key=lambda p: p["frames"])
+        curves.setdefault(game, {}).setdefault(agent, []).append(pts)
     result = {"figure": "fig1", "budget": _budget_note(b, "fig1"), "curves": curves}
     _plot_fig1(out, result)
     rows = ["| game | agent | frames | test score (last point) | episodes |", "|---|---|---:|---:|---:|"]
     for game, per in curves.items():
-        for agent, runs in per.items():
-            last = [r[-1] for r in runs if r]
+        for agent, agent_runs in per.items():
+            last = [r[-1] for r in agent_runs if r]
             if last:
                 m = sum(p["score"] for p in last) / len(last)
                 rows.append(f"| {game} | {agent} | {int(last[0]['frames']):,} | {m:.2f} ± {last[0]['std']:.2f} | "
@@ -201,33 +218,47 @@ def _search(cfg, run: Path, *, log, finetune: bool = True, recost: bool = True, 
                       progress=progress or None, log=log)   # None: a bar on a terminal, else lines
 
 
-def run_fig2(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[[str], None]) -> dict:
-    """Direct-NAS vs A3C-S one-level vs bi-level: the derived agent's test score per search epoch."""
+def _fig2_dir(out: Path, game: str, scheme: str, seed: int) -> Path:
+    return out / "fig2" / game / f"{scheme}_s{seed}"
+
+
+def fig2_run(b: dict, game: str, scheme: str, seed: int, run: str, *, progress: bool,
+             log: Callable[[str], None]) -> None:
+    """One Fig. 2 run: the ``scheme`` search on ``game`` with ``seed``, the derived agent's test
+    score at every epoch (``RUN/history.json``); no fine-tune, re-costing or final scores."""
     f = b["fig2"]
+    cfg = _search_cfg(b, "fig2", game, seed=seed, search={"score_episodes": f["episodes"]},
+                      eval={"teacher": False, "random": False}, **SCHEMES[scheme])
+    log(f"a3cs reproduce fig2: {game} {scheme} seed {seed}, {cfg.plan()['frames']:,} frames -> {run}")
+    _search(cfg, Path(run), log=log, finetune=False, recost=False, scores=False, progress=progress)
+
+
+def run_fig2(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[[str], None],
+             jobs: int = 1) -> dict:
+    """Direct-NAS vs A3C-S one-level vs bi-level: the derived agent's test score per search epoch."""
+    from a3cs_plugin.cosearch.jobs import Task, run_tasks
+    f = b["fig2"]
+    runs = [(game, scheme, seed) for game in b["games"] for scheme in SCHEMES for seed in f["seeds"]]
+    run_tasks([Task(f"fig2/{g}/{sc}_s{s}", f"{__name__}:fig2_run", _fig2_dir(out, g, sc, s),
+                    {"b": b, "game": g, "scheme": sc, "seed": s, "run": str(_fig2_dir(out, g, sc, s))})
+               for g, sc, s in runs], jobs, progress=progress, log=log)
     curves: dict[str, dict[str, list]] = {}
-    for game in b["games"]:
-        curves[game] = {}
-        for scheme, over in SCHEMES.items():
-            for seed in f["seeds"]:
-                run = out / "fig2" / game / f"{scheme}_s{seed}"
-                cfg = _search_cfg(b, "fig2", game, seed=seed, search={"score_episodes": f["episodes"]},
-                                  eval={"teacher": False, "random": False}, **over)
-                log(f"a3cs reproduce fig2: {game} {scheme} seed {seed}, {cfg.plan()['frames']:,} frames -> {run}")
-                _search(cfg, run, log=log, finetune=False, recost=False, scores=False, progress=progress)
-                hist = json.loads((run / "history.json").read_text())
-                pts = [{"frames": h["frames"], "score": h["test_score"], "std": h["test_score_std"]}
-                       for h in hist if "test_score" in h]
-                curves[game].setdefault(scheme, []).append(pts)
+    for game, scheme, seed in runs:
+        hist = json.loads((_fig2_dir(out, game, scheme, seed) / "history.json").read_text())
+        pts = [{"frames": h["frames"], "score": h["test_score"], "std": h["test_score_std"]}
+               for h in hist if "test_score" in h]
+        curves.setdefault(game, {}).setdefault(scheme, []).append(pts)
     refs = {game: _references(game, f["episodes"], out / "fig2" / game / "scores.json") for game in b["games"]}
     result = {"figure": "fig2", "budget": _budget_note(b, "fig2"), "curves": curves, "references": refs}
     _plot_fig2(out, result)
     rows = ["| game | scheme | frames | final test score (mean ± std over seeds) | seeds |", "|---|---|---:|---:|---:|"]
     for game, per in curves.items():
-        for scheme, runs in per.items():
-            finals = [r[-1]["score"] for r in runs if r]
+        for scheme, scheme_runs in per.items():
+            finals = [r[-1]["score"] for r in scheme_runs if r]
             if finals:
                 m, s = _mean_std(finals)
-                rows.append(f"| {game} | {scheme} | {int(runs[0][-1]['frames']):,} | {m:.2f} ± {s:.2f} | {len(finals)} |")
+                rows.append(f"| {game} | {scheme} | {int(scheme_runs[0][-1]['frames']):,} | {m:.2f} ± {s:.2f} | "
+                            f"{len(finals)} |")
         r = refs[game]
         rows.append(f"| {game} | teacher / random | | {r['teacher']:.2f} / {r['random']:.2f} | |")
     _write(out, "fig2", result, "Fig. 2: test score during the search, three schemes", rows, b)
@@ -247,28 +278,82 @@ def _references(game: str, episodes: int, cache: Path) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------ Fig. 3
-def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[[str], None]) -> dict:
+def _fig3_pair_cfg(b: dict, game: str, lam: float):
+    return _search_cfg(b, "fig3", game, hardware={"lambda": lam}, finetune={"frames": b["fig3"]["finetune"]},
+                       eval={"teacher": False, "random": False})
+
+
+def _fig3_student_cfg(b: dict, game: str):
+    from a3cs_plugin.rl.config import DistillConfig, TrainConfig
+    f = b["fig3"]
+    return TrainConfig(agent="resnet14", game=game, frames=f["student_frames"], seed=1, hp=dict(f["hp"]),
+                       distill=DistillConfig(actor=1.0, critic=0.5), teacher=_teacher_name(game),
+                       checkpoint_every=max(1, f["student_frames"] // 4), torch_threads=1, device=b["device"])
+
+
+def _fig3_das_cfg(b: dict, game: str, src: str):
+    return _search_cfg(b, "fig3", game, agent=src, search={"das_steps": b["fig3"]["das_steps"]},
+                       eval={"teacher": False, "random": False})
+
+
+def fig3_pair(b: dict, game: str, lam: float, run: str, *, progress: bool, log: Callable[[str], None]) -> None:
+    """One A3C-S pair of Fig. 3: the co-search at ``lam``, its fine-tune, re-costing and scores."""
+    log(f"a3cs reproduce fig3: {game} A3C-S lambda {lam:g} -> {run}")
+    _search(_fig3_pair_cfg(b, game, lam), Path(run), log=log, progress=progress)
+
+
+def fig3_student(b: dict, game: str, run: str, *, progress: bool, log: Callable[[str], None]) -> None:
+    """ResNet-14 distilled from the teacher (Fig. 3's second fixed agent)."""
+    from a3cs_plugin.rl.trainer import train
+    scfg = _fig3_student_cfg(b, game)
+    ck = Path(run) / "checkpoints" / "last.pt"
+    if not (ck.exists() and _ckpt_frames(ck) >= _planned(scfg)):
+        log(f"a3cs reproduce fig3: {game} ResNet-14 distilled from the teacher, "
+            f"{b['fig3']['student_frames']:,} frames -> {run}")
+        train(scfg, Path(run), resume=ck.exists(), progress=progress, log=log)
+
+
+def fig3_das(b: dict, game: str, name: str, src: str, run: str, *, progress: bool,
+             log: Callable[[str], None]) -> None:
+    """The hardware-only search (DAS) for the fixed agent ``src`` (``teacher`` or a checkpoint)."""
+    log(f"a3cs reproduce fig3: {game} DAS for {name} -> {run}")
+    _search(_fig3_das_cfg(b, game, src), Path(run), log=log, scores=False, progress=progress)
+
+
+def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[[str], None],
+             jobs: int = 1) -> dict:
     """Score vs FPS: A3C-S pairs (lambda sweep), DAS for fixed agents, hand-designed baselines."""
+    from a3cs_plugin.cosearch.jobs import Task, run_tasks
     from a3cs_plugin.hardware.dnn_cost import evaluate_network
     from a3cs_plugin.hardware.pipeline import evaluate_pipeline, load_pipeline
     from a3cs_plugin.paths import arch_spec
     from a3cs_plugin.rl.checkpoint import load_agent
-    from a3cs_plugin.rl.config import DistillConfig, TrainConfig
     from a3cs_plugin.rl.evaluate import evaluate
     from a3cs_plugin.rl.teacher import load_teacher, teacher_path
-    from a3cs_plugin.rl.trainer import train
 
     f = b["fig3"]
+    me = __name__
+    pair_dir = {(g, lam): out / "fig3" / g / f"a3cs_lambda{lam:g}" for g in b["games"] for lam in f["lambdas"]}
+    student_dir = {g: out / "fig3" / g / "resnet14_student" for g in b["games"]}
+    # the lambda sweep and the ResNet-14 students first (independent), then the DAS runs (the
+    # student's DAS needs its weights)
+    stage = [Task(f"fig3/{g}/a3cs_lambda{lam:g}", f"{me}:fig3_pair", d, {"b": b, "game": g, "lam": lam, "run": str(d)})
+             for (g, lam), d in pair_dir.items()]
+    stage += [Task(f"fig3/{g}/resnet14_student", f"{me}:fig3_student", d, {"b": b, "game": g, "run": str(d)})
+              for g, d in student_dir.items()]
+    run_tasks(stage, jobs, progress=progress, log=log)
+    das_src = {g: {"nature_cnn": "teacher", "resnet14": str(student_dir[g] / "checkpoints" / "last.pt")}
+               for g in b["games"]}
+    run_tasks([Task(f"fig3/{g}/das_{name}", f"{me}:fig3_das", out / "fig3" / g / f"das_{name}",
+                    {"b": b, "game": g, "name": name, "src": src, "run": str(out / "fig3" / g / f"das_{name}")})
+               for g in b["games"] for name, src in das_src[g].items()], jobs, progress=progress, log=log)
     points: dict[str, list[dict]] = {}
     for game in b["games"]:
         pts: list[dict] = []
         base = out / "fig3" / game
         for lam in f["lambdas"]:
-            run = base / f"a3cs_lambda{lam:g}"
-            cfg = _search_cfg(b, "fig3", game, hardware={"lambda": lam}, finetune={"frames": f["finetune"]},
-                              eval={"teacher": False, "random": False})
-            log(f"a3cs reproduce fig3: {game} A3C-S lambda {lam:g} -> {run}")
-            rep = _search(cfg, run, log=log, progress=progress)
+            run = pair_dir[(game, lam)]
+            rep = _search(_fig3_pair_cfg(b, game, lam), run, log=log, progress=progress)   # read back
             d = rep["derived"]
             acc = rep.get("accelerator") or {}
             pts.append({"kind": "A3C-S", "label": f"A3C-S λ={lam:g}", "agent": "searched", "score": d["score"],
@@ -277,17 +362,8 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
                         "pes": (int(acc["pe_x"]) * int(acc["pe_y"])) if "pe_x" in acc and "pe_y" in acc else None,
                         "run": str(run.relative_to(out))})
         # the fixed agents: Nature-CNN = the teacher's weights; ResNet-14 distilled from the teacher
-        student = base / "resnet14_student"
-        scfg = TrainConfig(agent="resnet14", game=game, frames=f["student_frames"], seed=1, hp=dict(f["hp"]),
-                           distill=DistillConfig(actor=1.0, critic=0.5), teacher=_teacher_name(game),
-                           checkpoint_every=max(1, f["student_frames"] // 4), torch_threads=1,
-                           device=b["device"])
-        ck = student / "checkpoints" / "last.pt"
-        if not (ck.exists() and _ckpt_frames(ck) >= _planned(scfg)):
-            log(f"a3cs reproduce fig3: {game} ResNet-14 distilled from the teacher, "
-                f"{f['student_frames']:,} frames -> {student}")
-            train(scfg, student, resume=ck.exists(), progress=progress, log=log)
-        agents = {"nature_cnn": ("teacher", load_teacher(game)), "resnet14": (str(ck), load_agent(student)[0])}
+        ck = student_dir[game] / "checkpoints" / "last.pt"
+        agents = {"nature_cnn": load_teacher(game), "resnet14": load_agent(student_dir[game])[0]}
         files = {"nature_cnn": teacher_path(_teacher_name(game)), "resnet14": ck}
         # zoo agents trained by fig1 in the same --out: on the hand-designed baselines too
         zoo = {}
@@ -297,7 +373,7 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
                 zoo[f"{name} (fig1 PPO)"] = load_agent(run1)[0]
                 files[f"{name} (fig1 PPO)"] = run1 / "checkpoints" / "last.pt"
         ev = {}
-        for name, model in [*((n, m) for n, (_, m) in agents.items()), *zoo.items()]:
+        for name, model in [*agents.items(), *zoo.items()]:
             ev[name] = _scored(base / "scores.json", name, files[name], f["episodes"],
                                lambda m=model: evaluate(m, game, f["episodes"], seed=30_000))
         def on_baselines(name, model):
@@ -315,7 +391,7 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
             on_baselines(name, model)
         # DNNBuilder-like with the PE count of each searched accelerator (the spec's own budget is
         # eyeriss_like's 168 PEs): the teacher's FPS there, for a same-PE reading of the claim
-        teacher_probs = _problems(agents["nature_cnn"][1])
+        teacher_probs = _problems(agents["nature_cnn"])
         same_pe: dict[int, float] = {}
         for p in pts:
             n = p.get("pes") if p["kind"] == "A3C-S" else None
@@ -325,12 +401,9 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
                     same_pe[n] = evaluate_pipeline(cfg, teacher_probs, metric="edp", time_limit=1.0,
                                                    max_evaluations=300 if b["name"] == "tiny" else 3000).fps
                 p["teacher_fps_dnnbuilder_same_pes"] = same_pe[n]
-        for name, (src, model) in agents.items():
+        for name, model in agents.items():
             run = base / f"das_{name}"
-            cfg = _search_cfg(b, "fig3", game, agent=src, search={"das_steps": f["das_steps"]},
-                              eval={"teacher": False, "random": False})
-            log(f"a3cs reproduce fig3: {game} DAS for {name} -> {run}")
-            rep = _search(cfg, run, log=log, scores=False)
+            rep = _search(_fig3_das_cfg(b, game, das_src[game][name]), run, log=log, scores=False)   # read back
             d = rep["derived"]
             pts.append({"kind": "DAS", "label": f"{name} on DAS accelerator", "agent": name, "score": ev[name][0],
                         "std": ev[name][1], "fps": d["fps"], "energy_mJ": d.get("energy_mJ"),
@@ -572,16 +645,23 @@ RUNNERS = {"fig1": run_fig1, "fig2": run_fig2, "fig3": run_fig3}
 
 
 def reproduce(figure: str, out: str | Path, *, budget_name: str = "cpu", games: list[str] | None = None,
-              resume: bool = False, progress: bool | None = None, device: str = "auto",
+              resume: bool = False, progress: bool | None = None, device: str = "auto", jobs: int = 1,
               log: Callable[[str], None] | None = None) -> dict:
     """Run (or resume) what ``figure`` needs into ``out`` and draw it (``device``: auto, cpu,
-    cuda[:N] for every training, search and evaluation)."""
+    cuda[:N] for every training, search and evaluation; ``jobs``: independent runs at once, each
+    in its own process with its log in its run directory, 0 = one per CPU core on a CPU, see
+    :mod:`a3cs_plugin.cosearch.jobs`)."""
+    from a3cs_plugin.cosearch.jobs import default_jobs
     from a3cs_plugin.rl.device import resolve_device
     if figure not in RUNNERS:
         raise ConfigError(f"unknown figure '{figure}'", key="figure", expected="fig1, fig2 or fig3")
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 0:
+        raise ConfigError("--jobs must be a whole number >= 0", key="--jobs",
+                          expected="0 (one per CPU core) or the number of runs at once", got=jobs)
     b = budget(budget_name, games)
     resolve_device(device, key="--device")      # a bad or absent device: one line, before any work
     b["device"] = str(device)
+    jobs = jobs or default_jobs(b["device"])
     for g in b["games"]:
         _teacher_name(g)
     out = Path(out)
@@ -606,9 +686,9 @@ def reproduce(figure: str, out: str | Path, *, budget_name: str = "cpu", games: 
     state.write_text(json.dumps({"budget": b["name"], "games": b["games"]}))
     show = sys.stderr.isatty() if progress is None else bool(progress)
     t0 = time.time()
-    result = RUNNERS[figure](out, b, resume=resume, progress=show, log=log or _log_default)
+    result = RUNNERS[figure](out, b, resume=resume, progress=show, log=log or _log_default, jobs=jobs)
     (log or _log_default)(f"a3cs reproduce {figure}: {out / (figure + '.png')}, {out / (figure + '.md')} "
-                          f"({time.time() - t0:.0f} s in this segment)")
+                          f"({time.time() - t0:.0f} s in this segment, {jobs} run{'s' if jobs > 1 else ''} at once)")
     return result
 
 

@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run        create .venv, install, run the default co-search example"
-	@echo "make test       create .venv, install, run every test (~11 min on 2 cores)"
+	@echo "make test       create .venv, install, run every test (14 min on a 2-core Xeon, 27 on a 2-core EPYC)"
 	@echo "make test-fast  the tests without those marked slow"
 	@echo "make test-long  the benchmarks with their targets (= make bench)"
 
@@ -52,9 +52,11 @@ ssh-server:
 run: $(STAMP)
 	$(VENV)/bin/a3cs run-example
 
-# Every test, the real nnictl experiment and kill/--resume runs, the remote-SSH NNI experiment and the reproduce commands included (~11 min on 2 cores).
+# Every test, the real nnictl experiment and kill/--resume runs, the remote-SSH NNI experiment and
+# the reproduce commands included (pytest 14 min on an idle 2-core Xeon, 27 min on a 2-core AVX2
+# EPYC); the 25 slowest are listed at the end, to see what to move to `make bench`.
 test: $(STAMP) ssh-server
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q --durations=25 $(PYTEST_ARGS)
 
 # Quick loop while developing: skips the tests marked slow.
 test-fast: $(STAMP)

@@ -33,7 +33,11 @@ def plot_history(history: Sequence[Mapping[str, Any]], out_dir: str | Path,
     ax.set_xlabel("update")
     ax.set_ylabel("softmax(alpha) of final op")
     ax.set_title("agent architecture probabilities")
-    ax.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if last:
+        ax.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:       # DAS: a fixed agent, only beta is searched
+        ax.text(0.5, 0.5, "fixed agent: no architecture search (hardware-only, DAS)", ha="center",
+                va="center", transform=ax.transAxes)
     fig.tight_layout()
     paths.append(out / "alpha.png")
     fig.savefig(paths[-1], dpi=100)

@@ -14,7 +14,8 @@ def _work(run: str, seconds: float, fail: bool = False, *, progress: bool, log) 
     from pathlib import Path
     Path(run).mkdir(parents=True, exist_ok=True)
     log(f"working in {run} (progress {progress})")
-    (Path(run) / "started").write_text(str(time.time()))
+    import os
+    (Path(run) / "started").write_text(f"{time.time()} {os.getpid()}")
     time.sleep(seconds)
     if fail:
         raise A3CSError("bad things", key="x")
@@ -30,7 +31,7 @@ def test_runs_side_by_side_each_with_its_log(tmp_path):
     lines = []
     tasks = _tasks(tmp_path, [(3.0, False)] * 3)
     run_tasks(tasks, 3, progress=True, log=lines.append)
-    starts = [float((t.run / "started").read_text()) for t in tasks]
+    starts = [float((t.run / "started").read_text().split()[0]) for t in tasks]
     ends = [float((t.run / "ended").read_text()) for t in tasks]
     assert max(starts) < min(ends)                         # all three ran at the same time
     for t in tasks:
@@ -72,3 +73,43 @@ def test_reproduce_jobs_bad_value_is_one_line(capsys):
     assert main(["reproduce", "fig2", "--budget", "tiny", "--jobs", "-1", "--out", "x"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--jobs" in err
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+    st = Path(f"/proc/{pid}/status")
+    try:
+        return "\tZ" not in next(x for x in st.read_text().splitlines() if x.startswith("State:"))
+    except (FileNotFoundError, StopIteration):
+        return False
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_killing_the_command_stops_its_runs(tmp_path, sig):
+    """A killed `a3cs reproduce --jobs N` leaves no run behind to write beside a later --resume."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+    here = Path(__file__).parent
+    script = (f"import sys; sys.path.insert(0, {str(here)!r})\n"
+              "from pathlib import Path\n"
+              f"from {__name__} import _tasks\n"
+              "from a3cs_plugin.cosearch.jobs import run_tasks\n"
+              f"run_tasks(_tasks(Path({str(tmp_path)!r}), [(120.0, False)] * 2), 2, progress=False, log=print)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    started = [tmp_path / f"t{i}" / "started" for i in range(2)]
+    deadline = time.time() + 120
+    while not all(f.is_file() and f.read_text().strip() for f in started):
+        assert time.time() < deadline and parent.poll() is None, "the runs did not start"
+        time.sleep(0.5)
+    pids = [int(f.read_text().split()[1]) for f in started]
+    assert all(_alive(p) for p in pids)
+    os.kill(parent.pid, getattr(signal, sig))
+    parent.wait(timeout=60)
+    deadline = time.time() + 30
+    while any(_alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not any(_alive(p) for p in pids), f"runs outlived a {sig} of their command"

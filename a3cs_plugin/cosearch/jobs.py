@@ -9,7 +9,9 @@ starts and one when it ends, with how many remain.
 
 A failed run stops the others (they resume from their last checkpoint on ``--resume``) and is
 raised here as one line naming the run and its log; Ctrl-C or a kill of this process stops them
-too.  ``jobs <= 1`` runs the tasks in this process, in order, with its own log and progress.
+too, and a run whose parent dies (even by SIGKILL) stops itself, so a ``--resume`` never finds a
+second writer in a run directory.  ``jobs <= 1`` runs the tasks in this process, in order, with
+its own log and progress.
 """
 from __future__ import annotations
 
@@ -55,9 +57,33 @@ def _resolve(func: str) -> Callable:
     return getattr(importlib.import_module(mod), name)
 
 
-def _worker(q, label: str, func: str, kwargs: dict, logfile: str) -> None:   # pragma: no cover (child)
+def _die_with_parent(parent: int) -> None:
+    """A run must not outlive the command that started it (a second writer on ``--resume``):
+    Linux's parent-death signal, else a thread that watches the parent's pid."""
+    import signal
+    import sys
+    import threading
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))     # PR_SET_PDEATHSIG
+            if os.getppid() != parent:          # it died before the call
+                os._exit(1)
+            return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker(q, label: str, func: str, kwargs: dict, logfile: str, parent: int) -> None:  # pragma: no cover
     import sys
     import traceback
+    _die_with_parent(parent)
     fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -82,8 +108,15 @@ def run_tasks(tasks: list[Task], jobs: int, *, progress: bool, log: Callable[[st
         for t in tasks:
             _resolve(t.func)(**t.kwargs, progress=progress, log=log)
         return
+    import signal
+    import threading
     ctx = mp.get_context("spawn")       # no fork of a process holding torch / NNI threads
     q = ctx.Queue()
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        def on_term(signum, frame):     # a kill of this command stops its runs (the finally below)
+            raise SystemExit(128 + signum)
+        old_term = signal.signal(signal.SIGTERM, on_term)
     pending = list(tasks)
     running: dict[str, tuple[Any, Task, float]] = {}
     done = 0
@@ -93,7 +126,7 @@ def run_tasks(tasks: list[Task], jobs: int, *, progress: bool, log: Callable[[st
                 t = pending.pop(0)
                 t.run.mkdir(parents=True, exist_ok=True)
                 logfile = t.run / "reproduce.log"
-                p = ctx.Process(target=_worker, args=(q, t.label, t.func, t.kwargs, str(logfile)),
+                p = ctx.Process(target=_worker, args=(q, t.label, t.func, t.kwargs, str(logfile), os.getpid()),
                                 name=f"a3cs-{t.label}")
                 p.start()
                 running[t.label] = (p, t, time.time())
@@ -116,6 +149,8 @@ def run_tasks(tasks: list[Task], jobs: int, *, progress: bool, log: Callable[[st
             log(f"a3cs reproduce: finished {label} in {time.time() - t0:.0f} s "
                 f"({done}/{len(tasks)} done, {len(running)} running)")
     finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         for p, _, _ in running.values():
             if p.is_alive():
                 p.terminate()

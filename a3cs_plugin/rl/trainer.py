@@ -15,7 +15,6 @@ distillation settings are used; ``frames`` may differ (it stretches the learning
 from __future__ import annotations
 
 import csv
-import math
 import sys
 import time
 from collections import deque
@@ -197,7 +196,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, resume: bool = False, progre
         if writer is not None:
             writer.close()
         learner.close()
-    recent_ret = (sum(r for r, _ in recent) / len(recent)) if recent else math.nan
+    # null (not NaN, which is not JSON) when no episode ended in this segment, e.g. a finished run resumed
+    recent_ret = (sum(r for r, _ in recent) / len(recent)) if recent else None
     return {"frames": frames, "updates": update, "checkpoint": str(ckpt_file),
             "recent_episode_return": recent_ret,
             "fps": (frames - start_frames) / max(1e-9, time.time() - t0),

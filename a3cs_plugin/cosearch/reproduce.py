@@ -4,6 +4,8 @@ Every figure is a set of ordinary runs (``a3cs train``, ``a3cs search``, DAS, ``
 ``OUT/figN/<game>/<run>/``; each run checkpoints and resumes exactly (``--resume``), and a
 finished run is read back instead of redone.  The figure is then drawn from the runs:
 ``OUT/figN.png``, ``OUT/figN.md`` (table, budget, commands) and ``OUT/figN.json``.
+``--jobs N`` runs up to N of a figure's independent runs at once, each in its own process
+(:mod:`a3cs_plugin.cosearch.jobs`); the evaluations and the baselines' costing stay in this one.
 
 * Fig. 1 -- test score during the training of the zoo agents (Nature-CNN, ResNet-14/20/38/74),
   PPO from scratch, a test score (unclipped, sampled actions) at every checkpoint.

@@ -24,7 +24,7 @@ def _work(run: str, seconds: float, fail: bool = False, *, progress: bool, log) 
 
 def _tasks(tmp_path, specs):
     return [Task(f"t{i}", f"{__name__}:_work", tmp_path / f"t{i}",
-                 {"run": str(tmp_path / f"t{i}"), "seconds": s, "fail": f}) for i, (s, f) in enumerate(specs)]
+                 {"seconds": s, "fail": f}) for i, (s, f) in enumerate(specs)]
 
 
 def test_runs_side_by_side_each_with_its_log(tmp_path):

@@ -29,8 +29,8 @@ from a3cs_plugin.errors import A3CSError
 
 @dataclass
 class Task:
-    """``func`` (``"module:function"``, called as ``func(**kwargs, progress=..., log=...)``) for
-    the run in ``run``; ``label`` names it in the log lines."""
+    """``func`` (``"module:function"``, called as ``func(**kwargs, run=str(run), progress=...,
+    log=...)``) for the run in ``run``; ``label`` names it in the log lines."""
     label: str
     func: str
     run: Path
@@ -40,12 +40,9 @@ class Task:
 def default_jobs(device: str = "cpu") -> int:
     """``--jobs 0`` (auto): one run per CPU core on a CPU (every run uses one torch thread), one
     at a time on a GPU (several runs share it; pass ``--jobs`` to choose)."""
-    if str(device).startswith("cuda"):
+    from a3cs_plugin.rl.device import resolve_device
+    if str(device).startswith("cuda") or resolve_device(device).type == "cuda":
         return 1
-    if str(device) == "auto":
-        import torch
-        if torch.cuda.is_available():
-            return 1
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:          # not on Linux
@@ -93,7 +90,7 @@ def _worker(q, label: str, func: str, kwargs: dict, logfile: str, parent: int) -
     def log(s: str) -> None:
         print(s, file=sys.stderr, flush=True)
     try:
-        _resolve(func)(**kwargs, progress=False, log=log)
+        _resolve(func)(**kwargs, progress=False, log=log)     # kwargs carry run= (run_tasks)
         q.put((label, None))
     except BaseException as exc:        # noqa: BLE001 - reported to the parent as one line
         traceback.print_exc()
@@ -106,7 +103,7 @@ def run_tasks(tasks: list[Task], jobs: int, *, progress: bool, log: Callable[[st
     """Run every task; up to ``jobs`` at once in child processes (see the module docstring)."""
     if jobs <= 1 or len(tasks) <= 1:
         for t in tasks:
-            _resolve(t.func)(**t.kwargs, progress=progress, log=log)
+            _resolve(t.func)(**t.kwargs, run=str(t.run), progress=progress, log=log)
         return
     import signal
     import threading
@@ -126,7 +123,8 @@ def run_tasks(tasks: list[Task], jobs: int, *, progress: bool, log: Callable[[st
                 t = pending.pop(0)
                 t.run.mkdir(parents=True, exist_ok=True)
                 logfile = t.run / "reproduce.log"
-                p = ctx.Process(target=_worker, args=(q, t.label, t.func, t.kwargs, str(logfile), os.getpid()),
+                p = ctx.Process(target=_worker, args=(q, t.label, t.func, {**t.kwargs, "run": str(t.run)}, str(logfile),
+                                                         os.getpid()),
                                 name=f"a3cs-{t.label}")
                 p.start()
                 running[t.label] = (p, t, time.time())

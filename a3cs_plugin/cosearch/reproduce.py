@@ -167,7 +167,7 @@ def run_fig1(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
     f = b["fig1"]
     runs = [(game, agent, seed) for game in b["games"] for agent in f["agents"] for seed in f["seeds"]]
     run_tasks([Task(f"fig1/{g}/{a}_s{s}", f"{__name__}:fig1_run", _fig1_dir(out, g, a, s),
-                    {"b": b, "game": g, "agent": a, "seed": s, "run": str(_fig1_dir(out, g, a, s))})
+                    {"b": b, "game": g, "agent": a, "seed": s})
                for g, a, s in runs], jobs, progress=progress, log=log)
     curves: dict[str, dict[str, list]] = {}
     for game, agent, seed in runs:
@@ -242,7 +242,7 @@ def run_fig2(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
     f = b["fig2"]
     runs = [(game, scheme, seed) for game in b["games"] for scheme in SCHEMES for seed in f["seeds"]]
     run_tasks([Task(f"fig2/{g}/{sc}_s{s}", f"{__name__}:fig2_run", _fig2_dir(out, g, sc, s),
-                    {"b": b, "game": g, "scheme": sc, "seed": s, "run": str(_fig2_dir(out, g, sc, s))})
+                    {"b": b, "game": g, "scheme": sc, "seed": s})
                for g, sc, s in runs], jobs, progress=progress, log=log)
     curves: dict[str, dict[str, list]] = {}
     for game, scheme, seed in runs:
@@ -339,15 +339,15 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
     student_dir = {g: out / "fig3" / g / "resnet14_student" for g in b["games"]}
     # the lambda sweep and the ResNet-14 students first (independent), then the DAS runs (the
     # student's DAS needs its weights)
-    stage = [Task(f"fig3/{g}/a3cs_lambda{lam:g}", f"{me}:fig3_pair", d, {"b": b, "game": g, "lam": lam, "run": str(d)})
+    stage = [Task(f"fig3/{g}/a3cs_lambda{lam:g}", f"{me}:fig3_pair", d, {"b": b, "game": g, "lam": lam})
              for (g, lam), d in pair_dir.items()]
-    stage += [Task(f"fig3/{g}/resnet14_student", f"{me}:fig3_student", d, {"b": b, "game": g, "run": str(d)})
+    stage += [Task(f"fig3/{g}/resnet14_student", f"{me}:fig3_student", d, {"b": b, "game": g})
               for g, d in student_dir.items()]
     run_tasks(stage, jobs, progress=progress, log=log)
     das_src = {g: {"nature_cnn": "teacher", "resnet14": str(student_dir[g] / "checkpoints" / "last.pt")}
                for g in b["games"]}
     run_tasks([Task(f"fig3/{g}/das_{name}", f"{me}:fig3_das", out / "fig3" / g / f"das_{name}",
-                    {"b": b, "game": g, "name": name, "src": src, "run": str(out / "fig3" / g / f"das_{name}")})
+                    {"b": b, "game": g, "name": name, "src": src})
                for g in b["games"] for name, src in das_src[g].items()], jobs, progress=progress, log=log)
     points: dict[str, list[dict]] = {}
     for game in b["games"]:
@@ -409,7 +409,7 @@ def run_fig3(out: Path, b: dict, *, resume: bool, progress: bool, log: Callable[
             d = rep["derived"]
             pts.append({"kind": "DAS", "label": f"{name} on DAS accelerator", "agent": name, "score": ev[name][0],
                         "std": ev[name][1], "fps": d["fps"], "energy_mJ": d.get("energy_mJ"),
-                        "area_mm2": d.get("area_mm2"), "accelerator": "DAS", "run": str(run.relative_to(out))})
+                        "area_mm2": d.get("area_mm2"), "accelerator": "DAS"})
             on_baselines(name, model)
         _mark_pareto(pts)
         points[game] = pts

@@ -367,7 +367,11 @@ def run_spec(spec, mode: str = "model", mapping=None, workdir: str | os.PathLike
     if workdir is not None:
         return _run_spec_in(spec, mode, mapping, Path(workdir), timeout, env)
     wd = Path(tempfile.mkdtemp(prefix="a3cs-timeloop-"))
-    out = _run_spec_in(spec, mode, mapping, wd, timeout, env)
+    try:
+        out = _run_spec_in(spec, mode, mapping, wd, timeout, env)
+    except TimeloopUnavailable:         # nothing ran, nothing to look at
+        shutil.rmtree(wd, ignore_errors=True)
+        raise
     shutil.rmtree(wd, ignore_errors=True)
     out.pop("stats_file", None)
     return out

@@ -255,6 +255,7 @@ def _kill_when(cmd, marker: Path, hash_seed: int, timeout: float = 300):
 
 
 @pytest.mark.slow
+@pytest.mark.long
 @pytest.mark.parametrize("kill_at", ["search", "finetune"])
 def test_search_killed_then_resumed_is_bit_identical(tiny_config, tmp_path, kill_at):
     """kill -9 during the search (after its first epoch checkpoint) or during the fine-tune of the

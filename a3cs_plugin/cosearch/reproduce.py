@@ -65,8 +65,11 @@ BUDGETS: dict[str, dict[str, Any]] = {
         # the derived agent needs about 1M frames of distillation to start playing.  6 cells, not
         # the paper's 14: a 14-cell single-path search trains 217 frames per CPU-second here
         # (random paths of MBConv ops, memory-bound), 6 cells 652 (benchmarks/supernet_cost.py,
-        # fp32), so the six searches of a game take about 2.7 h instead of 8 h
-        "fig2": {"frames": 1_048_576, "seeds": [1, 2], "epochs": 16, "episodes": 10, "num_cells": 6, "hp": {}},
+        # fp32).  524,288 frames a search (8 epochs of 65,536, the same test points as the first
+        # half of a 1M-frame search): two searches side by side train about 290 + 340 frames/s, so
+        # the six searches of a game take about 1.5 h and fit one session; 1M frames (2.7 h) did
+        # not, and a half-done search is lost when its machine is
+        "fig2": {"frames": 524_288, "seeds": [1, 2], "epochs": 8, "episodes": 10, "num_cells": 6, "hp": {}},
         # the outcome benchmark's derived agent reached 0.84 of the teacher's normalized score
         # after 4M fine-tune frames (0.94 after 8M)
         "fig3": {"lambdas": [0.05, 0.5, 2.0], "frames": 262_144, "finetune": 4_194_304, "episodes": 30,

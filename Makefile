@@ -52,7 +52,7 @@ ssh-server:
 run: $(STAMP)
 	$(VENV)/bin/a3cs run-example
 
-# Every test, the real nnictl experiment and kill/--resume runs, the remote-SSH NNI experiment and
+# Every test but those marked `long`, the real nnictl experiment and kill/--resume runs, the remote-SSH NNI experiment and
 # the reproduce commands included (pytest 14 min on an idle 2-core Xeon, 27 min on a 2-core AVX2
 # EPYC); the 25 slowest are listed at the end, to see what to move to `make bench`.  The tests
 # marked `long` (the search's kill -9 / --resume bit-identity, about 4 min on the EPYC) run in

@@ -62,7 +62,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "fig1": {"agents": list(ZOO_AGENTS), "frames": 1_000_000, "checkpoints": 5, "episodes": 10,
                  "seeds": [1], "hp": {"precision": "auto"}},
         # 131k search frames left every scheme at the random agent's score (-20 on Pong, measured):
-        # the derived agent needs about 1M frames of distillation to start playing.  6 cells, not
+        # the derived agent needs about 1M frames of distillation to play well (so at 524k the
+        # curves show the start of learning, not the teacher's level).  6 cells, not
         # the paper's 14: a 14-cell single-path search trains 217 frames per CPU-second here
         # (random paths of MBConv ops, memory-bound), 6 cells 652 (benchmarks/supernet_cost.py,
         # fp32).  524,288 frames a search (8 epochs of 65,536, the same test points as the first
